@@ -39,7 +39,7 @@ type Reachability struct {
 
 // Backend is what the API drives.
 type Backend interface {
-	// Apply makes the appliance match doc. Errors of type *StaleError,
+	// Apply makes the appliance match doc. Errors of type *model.StaleError,
 	// *model.ValidationError and *model.UnsupportedError are the client's.
 	Apply(ctx context.Context, doc *model.Document) error
 	// Config returns the applied document (nil before the first) and its time.
@@ -47,15 +47,6 @@ type Backend interface {
 	Interfaces(ctx context.Context) ([]Interface, error)
 	FirewallRules(ctx context.Context, fromKernel bool) (string, error)
 	Reachability(ctx context.Context) Reachability
-}
-
-// StaleError refuses a document older than the applied one.
-type StaleError struct {
-	Got, Applied uint64
-}
-
-func (e *StaleError) Error() string {
-	return fmt.Sprintf("generation %d is older than the applied generation %d", e.Got, e.Applied)
 }
 
 // Info identifies the running agent.
@@ -231,7 +222,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var (
 		verr  *model.ValidationError
 		uerr  *model.UnsupportedError
-		stale *StaleError
+		stale *model.StaleError
 	)
 	switch {
 	case errors.As(err, &verr):

@@ -30,7 +30,7 @@ func (f *fakeBackend) Apply(ctx context.Context, doc *model.Document) error {
 		return f.applyErr
 	}
 	if f.applied != nil && doc.Generation != 0 && doc.Generation < f.applied.Generation {
-		return &StaleError{Got: doc.Generation, Applied: f.applied.Generation}
+		return &model.StaleError{Got: doc.Generation, Applied: f.applied.Generation}
 	}
 	f.applied, f.at = doc, time.Now()
 	return nil
