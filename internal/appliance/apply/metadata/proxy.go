@@ -267,8 +267,9 @@ func (p *Proxy) Apply(ctx context.Context, s Spec) (Result, error) {
 		l, err := p.listen(ctx, addr)
 		if err != nil {
 			for _, o := range opened {
-				if cerr := o.Close(); cerr != nil {
-					err = errors.Join(err, cerr)
+				_ = o.Close() // records its error in o.err
+				if o.err != nil {
+					err = errors.Join(err, fmt.Errorf("closing %s: %w", o.addr, o.err))
 				}
 			}
 			return Result{}, fmt.Errorf("metadata: network %s: listen on %s: %w", next.networks[addr].id, addr, err)
@@ -515,7 +516,7 @@ func isSpoofable(name string) bool {
 func (p *Proxy) logResponse(resp *http.Response) error {
 	info := resp.Request.Context().Value(reqInfoKey{}).(*reqInfo)
 	p.log.LogAttrs(resp.Request.Context(), slog.LevelDebug, "metadata request",
-		slog.String("network_id", info.network), slog.String("ip", info.client.String()),
+		slog.String("network_id", info.network), slog.String("instance_ip", info.client.String()),
 		slog.String("instance_id", info.instance), slog.String("method", resp.Request.Method),
 		slog.String("path", resp.Request.URL.Path), slog.Int("status", resp.StatusCode))
 	return nil
@@ -541,7 +542,7 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 
 func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, info *reqInfo, status int, msg string) {
 	p.log.LogAttrs(r.Context(), slog.LevelWarn, "metadata request rejected",
-		slog.String("network_id", info.network), slog.String("ip", info.client.String()),
+		slog.String("network_id", info.network), slog.String("instance_ip", info.client.String()),
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status))
 	w.Header().Set("Connection", "close")
 	http.Error(w, msg, status)
@@ -549,7 +550,7 @@ func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, info *reqInfo, st
 
 func (p *Proxy) logFailure(r *http.Request, info *reqInfo, status int, err error) {
 	p.log.LogAttrs(r.Context(), slog.LevelWarn, "metadata upstream request failed",
-		slog.String("network_id", info.network), slog.String("ip", info.client.String()),
+		slog.String("network_id", info.network), slog.String("instance_ip", info.client.String()),
 		slog.String("upstream", info.upstream.String()), slog.String("method", r.Method),
 		slog.String("path", r.URL.Path), slog.Int("status", status), slog.Any("error", err))
 }
