@@ -1,0 +1,789 @@
+// Package firewall owns the appliance's firewall and NAT: one nftables table
+// (default "inet astara") in the process's current network namespace, made
+// to match a desired Spec in one atomic transaction per Apply that touches
+// the kernel only where it differs.
+//
+// Apply diffs the desired ruleset against the kernel. The kernel's state is
+// read by netlink dumps (table, chains, rules, sets, every map element) and
+// then mirrored in memory together with the nftables ruleset generation id.
+// While the kernel's generation still equals the mirror's, nobody else has
+// committed anything and the diff is computed against the mirror in
+// O(changes); otherwise (first Apply, someone ran nft or iptables-nft,
+// Invalidate) the kernel is read again. Every transaction carries the
+// generation it was computed against (NFNL_BATCH_GENID), so the kernel
+// refuses it if the ruleset moved in between, and Apply starts over.
+//
+// Rules are identified by a hash of their definition stored in their user
+// data; a chain whose sequence of rule ids differs is flushed and refilled.
+// Set and map elements are added and deleted one by one.
+package firewall
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultTable is the name of the inet table used when Options.Table is empty.
+const DefaultTable = "astara"
+
+// maxElemsPerMsg bounds the elements of one NEWSETELEM/DELSETELEM message:
+// netlink attribute lengths are 16 bits.
+const maxElemsPerMsg = 1000
+
+// maxCommitAttempts bounds how often Apply starts over when another writer
+// committed between our read of the ruleset and our transaction.
+const maxCommitAttempts = 5
+
+// ErrClosed is returned by methods of a closed Manager.
+var ErrClosed = errors.New("firewall manager closed")
+
+// Options configures a Manager.
+type Options struct {
+	// Table is the name of the inet table to own; DefaultTable if empty.
+	Table string
+	// Logger receives debug logs; nothing is logged if nil.
+	Logger *slog.Logger
+}
+
+// Result says what an Apply did.
+type Result struct {
+	// Changed is true when a transaction was committed.
+	Changed bool
+	// KernelRead is true when the kernel's ruleset was read (slow path):
+	// no valid mirror, or the ruleset generation had moved.
+	KernelRead bool
+	// TableCreated is true when the table did not exist.
+	TableCreated bool
+	// ChainsCreated counts chains created, including recreated ones.
+	ChainsCreated int
+	// ChainsDeleted counts chains deleted that are not ours (or obsolete).
+	ChainsDeleted int
+	// ChainsRewritten counts chains flushed and refilled (or filled anew).
+	ChainsRewritten int
+	// RulesRewritten counts the rules written by those chain rewrites.
+	RulesRewritten int
+	// SetsCreated counts sets and maps created, including recreated ones.
+	SetsCreated int
+	// SetsDeleted counts sets and maps deleted that are not ours.
+	SetsDeleted int
+	// ElementsAdded counts set and map elements added.
+	ElementsAdded int
+	// ElementsRemoved counts set and map elements deleted (or flushed).
+	ElementsRemoved int
+	// Messages is the number of netlink messages in the transaction.
+	Messages int
+	// Retries counts transactions the kernel refused because another
+	// writer changed the ruleset first.
+	Retries int
+	// Generation is the nftables ruleset generation the table is known to
+	// match after Apply.
+	Generation uint32
+	// Duration is the wall time of Apply.
+	Duration time.Duration
+}
+
+// Manager owns one nftables table. Its methods are safe for concurrent use;
+// Apply, Remove and Invalidate are serialized.
+type Manager struct {
+	table string
+	log   *slog.Logger
+
+	mu     sync.Mutex
+	sock   *nlSock
+	cache  *kernelState // mirror of the kernel's table; nil when unknown
+	closed bool
+
+	text atomic.Pointer[string]
+}
+
+// New returns a Manager for the current network namespace. It opens a
+// netfilter netlink socket and checks that nftables answers; it does not
+// touch the ruleset.
+func New(opts Options) (*Manager, error) {
+	table := opts.Table
+	if table == "" {
+		table = DefaultTable
+	}
+	if len(table) > 255 || !validObjName(table) {
+		return nil, fmt.Errorf("firewall: invalid table name %q", table)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{table: table, log: log.With("table", "inet "+table)}
+	var err error
+	if m.sock, err = dialNetfilter(); err != nil {
+		return nil, fmt.Errorf("firewall: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := m.sock.generation(ctx); err != nil {
+		_ = m.sock.close()
+		return nil, fmt.Errorf("firewall: nftables unavailable: %w", err)
+	}
+	return m, nil
+}
+
+func validObjName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// Table returns the name of the inet table the Manager owns.
+func (m *Manager) Table() string { return m.table }
+
+// Ruleset returns the applied ruleset in nft syntax, as rendered at the last
+// Apply that changed or first learnt it ("" before any Apply and after
+// Remove). It never blocks and does not touch the kernel.
+func (m *Manager) Ruleset() string {
+	if p := m.text.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Invalidate forgets what the Manager knows of the kernel: the next Apply
+// reads the kernel's ruleset.
+func (m *Manager) Invalidate() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cache = nil
+}
+
+// Close releases the netlink socket. The table stays in the kernel.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	m.cache = nil
+	if m.sock == nil {
+		return nil
+	}
+	err := m.sock.close()
+	m.sock = nil
+	if err != nil {
+		return fmt.Errorf("firewall: close netlink socket: %w", err)
+	}
+	return nil
+}
+
+// ready checks the Manager is usable and (re)opens the socket if a failed
+// operation dropped it.
+func (m *Manager) ready(ctx context.Context) error {
+	if m.closed {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if m.sock == nil {
+		s, err := dialNetfilter()
+		if err != nil {
+			return err
+		}
+		m.sock = s
+	}
+	return nil
+}
+
+// resetSock drops the socket after a failure: replies still in flight must
+// not be read by the next operation. The mirror is dropped too.
+func (m *Manager) resetSock() {
+	m.cache = nil
+	if m.sock != nil {
+		_ = m.sock.close()
+		m.sock = nil
+	}
+}
+
+// Remove deletes the table (and so every rule, set and map in it).
+func (m *Manager) Remove(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.ready(ctx); err != nil {
+		return fmt.Errorf("firewall: remove table inet %s: %w", m.table, err)
+	}
+	b := m.sock.newBatch(0)
+	w := b.add(m.sock, unix.NFT_MSG_DELTABLE, 0, "delete table inet "+m.table)
+	w.str(unix.NFTA_TABLE_NAME, m.table)
+	b.done()
+	err := m.sock.commit(ctx, b)
+	m.resetSock()
+	m.text.Store(nil)
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("firewall: remove table inet %s: %w", m.table, err)
+	}
+	m.log.Debug("table removed")
+	return nil
+}
+
+// Apply makes the table match s, in at most one committed transaction.
+// An invalid Spec is refused (wrapping ErrInvalidSpec) before anything is
+// sent to the kernel.
+func (m *Manager) Apply(ctx context.Context, s Spec) (Result, error) {
+	start := time.Now()
+	if err := validate(&s); err != nil {
+		return Result{}, err
+	}
+	d, err := build(&s)
+	if err != nil {
+		return Result{}, fmt.Errorf("firewall: %w", err)
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var res Result
+	for attempt := 1; ; attempt++ {
+		if err := m.ready(ctx); err != nil {
+			return res, fmt.Errorf("firewall: apply: %w", err)
+		}
+		gen, err := m.sock.generation(ctx)
+		if err != nil {
+			m.resetSock()
+			return res, fmt.Errorf("firewall: apply: %w", err)
+		}
+		if m.cache == nil || m.cache.genid != gen {
+			if m.cache != nil {
+				m.log.Debug("nftables ruleset changed by someone else, reading it", "known", m.cache.genid, "now", gen)
+			}
+			t0 := time.Now()
+			k, err := m.readKernel(ctx)
+			if err != nil {
+				m.resetSock()
+				return res, fmt.Errorf("firewall: apply: %w", err)
+			}
+			m.cache = k
+			res.KernelRead = true
+			m.log.Debug("read kernel ruleset", "generation", k.genid, "chains", len(k.chains), "sets", len(k.sets), "took", time.Since(t0))
+		}
+
+		p, err := m.plan(m.cache, d)
+		if err != nil {
+			return res, fmt.Errorf("firewall: apply: %w", err)
+		}
+		if p.b.len() == 0 {
+			res.Generation = m.cache.genid
+			if m.text.Load() == nil {
+				m.storeText(d)
+			}
+			res.Duration = time.Since(start)
+			m.log.Debug("firewall up to date", "generation", res.Generation, "kernel_read", res.KernelRead, "took", res.Duration)
+			return res, nil
+		}
+
+		err = m.sock.commit(ctx, p.b)
+		if err != nil {
+			m.resetSock()
+			if errors.Is(err, unix.ERESTART) && attempt < maxCommitAttempts {
+				res.Retries++
+				m.log.Debug("nftables ruleset changed before our transaction, starting over", "attempt", attempt)
+				continue
+			}
+			return res, fmt.Errorf("firewall: apply: %w", err)
+		}
+		m.install(p)
+		p.counts.KernelRead, p.counts.Retries = res.KernelRead, res.Retries
+		res = p.counts
+		res.Changed = true
+		res.Messages = p.b.len()
+		res.Generation = m.cache.genid
+		m.storeText(d)
+		res.Duration = time.Since(start)
+		m.log.Debug("firewall applied", "generation", res.Generation, "messages", res.Messages,
+			"chains_rewritten", res.ChainsRewritten, "elements_added", res.ElementsAdded,
+			"elements_removed", res.ElementsRemoved, "kernel_read", res.KernelRead, "took", res.Duration)
+		return res, nil
+	}
+}
+
+func (m *Manager) storeText(d *desired) {
+	t := render(m.table, d.chains, func(name string) map[uint64]uint32 { return m.cache.sets[name].elems })
+	m.text.Store(&t)
+}
+
+// ---------------------------------------------------------------- planning
+
+// plan is a transaction and how to update the mirror once it committed.
+type plan struct {
+	b      *batch
+	counts Result
+
+	delChains []string
+	setChains []*chain // chains whose rules are now exactly these
+	delSets   []string
+	sets      []setChange
+}
+
+type setChange struct {
+	spec    setSpec
+	replace map[uint64]uint32 // non-nil: the set's whole new content
+	dels    []uint64
+	adds    []kv
+}
+
+type kv struct {
+	k uint64
+	v uint32
+}
+
+type chainAction int
+
+const (
+	keepChain chainAction = iota
+	createChain
+	recreateChain
+	rewriteChain
+)
+
+// plan computes the transaction turning k into d.
+func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
+	s := m.sock
+	p := &plan{b: s.newBatch(k.genid)}
+	b := p.b
+	tbl := m.table
+
+	if !k.table || k.tableFlags != 0 {
+		w := b.add(s, unix.NFT_MSG_NEWTABLE, unix.NLM_F_CREATE, "add table inet "+tbl)
+		w.str(unix.NFTA_TABLE_NAME, tbl)
+		w.u32(unix.NFTA_TABLE_FLAGS, 0)
+		b.done()
+		p.counts.TableCreated = !k.table
+	}
+
+	// Sets: unknown ones go; ours are recreated if their type differs.
+	// Dropping or recreating a set requires that no rule uses it, so then
+	// every chain is flushed first (and refilled).
+	flushAll := false
+	var delSets []string
+	setAct := make(map[string]chainAction, len(d.sets))
+	for name := range k.sets {
+		if _, ok := setSpecByName(name); !ok {
+			delSets = append(delSets, name)
+			flushAll = true
+		}
+	}
+	slices.Sort(delSets)
+	for _, sp := range d.sets {
+		ks := k.sets[sp.name]
+		want := sp
+		want.id = 0
+		switch {
+		case ks == nil:
+			setAct[sp.name] = createChain
+		case ks.spec != want || ks.broken:
+			setAct[sp.name] = recreateChain
+			flushAll = true
+		default:
+			setAct[sp.name] = keepChain
+		}
+	}
+
+	var delChains []string
+	for name := range k.chains {
+		if !slices.ContainsFunc(d.chains, func(c *chain) bool { return c.name == name }) {
+			delChains = append(delChains, name)
+		}
+	}
+	slices.Sort(delChains)
+	act := make([]chainAction, len(d.chains))
+	for i, c := range d.chains {
+		kc := k.chains[c.name]
+		switch {
+		case kc == nil:
+			act[i] = createChain
+		case !kc.base || kc.spec != c.chainSpec:
+			act[i] = recreateChain
+		case flushAll || !sameIDs(kc.ids, c.rules):
+			act[i] = rewriteChain
+		}
+	}
+
+	// 1. Flush every chain that is deleted, recreated or rewritten.
+	flush := func(name string) {
+		w := b.add(s, unix.NFT_MSG_DELRULE, 0, "flush chain "+name)
+		w.str(unix.NFTA_RULE_TABLE, tbl)
+		w.str(unix.NFTA_RULE_CHAIN, name)
+		b.done()
+	}
+	for _, name := range delChains {
+		if len(k.chains[name].ids) > 0 {
+			flush(name)
+		}
+	}
+	for i, c := range d.chains {
+		if (act[i] == recreateChain || act[i] == rewriteChain) && len(k.chains[c.name].ids) > 0 {
+			flush(c.name)
+		}
+	}
+	// 2. Delete chains and sets.
+	delChain := func(name string) {
+		w := b.add(s, unix.NFT_MSG_DELCHAIN, 0, "delete chain "+name)
+		w.str(unix.NFTA_CHAIN_TABLE, tbl)
+		w.str(unix.NFTA_CHAIN_NAME, name)
+		b.done()
+	}
+	for _, name := range delChains {
+		delChain(name)
+		p.counts.ChainsDeleted++
+	}
+	for i, c := range d.chains {
+		if act[i] == recreateChain {
+			delChain(c.name)
+		}
+	}
+	delSet := func(name string) {
+		w := b.add(s, unix.NFT_MSG_DELSET, 0, "delete set "+name)
+		w.str(unix.NFTA_SET_TABLE, tbl)
+		w.str(unix.NFTA_SET_NAME, name)
+		b.done()
+	}
+	for _, name := range delSets {
+		delSet(name)
+		p.counts.SetsDeleted++
+	}
+	for _, sp := range d.sets {
+		if setAct[sp.name] == recreateChain {
+			delSet(sp.name)
+		}
+	}
+	// 3. Create sets and chains.
+	for _, sp := range d.sets {
+		if a := setAct[sp.name]; a == createChain || a == recreateChain {
+			w := b.add(s, unix.NFT_MSG_NEWSET, unix.NLM_F_CREATE, "add set "+sp.name)
+			w.str(unix.NFTA_SET_TABLE, tbl)
+			w.str(unix.NFTA_SET_NAME, sp.name)
+			w.u32(unix.NFTA_SET_FLAGS, sp.flags)
+			w.u32(unix.NFTA_SET_KEY_TYPE, sp.keyType)
+			w.u32(unix.NFTA_SET_KEY_LEN, sp.keyLen)
+			if sp.flags&unix.NFT_SET_MAP != 0 {
+				w.u32(unix.NFTA_SET_DATA_TYPE, sp.dataType)
+				w.u32(unix.NFTA_SET_DATA_LEN, sp.dataLen)
+			}
+			w.u32(unix.NFTA_SET_ID, sp.id)
+			b.done()
+			p.counts.SetsCreated++
+		}
+	}
+	for i, c := range d.chains {
+		if act[i] == createChain || act[i] == recreateChain {
+			w := b.add(s, unix.NFT_MSG_NEWCHAIN, unix.NLM_F_CREATE, "add chain "+c.name)
+			w.str(unix.NFTA_CHAIN_TABLE, tbl)
+			w.str(unix.NFTA_CHAIN_NAME, c.name)
+			h := w.nest(unix.NFTA_CHAIN_HOOK)
+			w.u32(unix.NFTA_HOOK_HOOKNUM, c.hook)
+			w.u32(unix.NFTA_HOOK_PRIORITY, uint32(c.prio))
+			w.endNest(h)
+			w.u32(unix.NFTA_CHAIN_POLICY, c.policy)
+			w.str(unix.NFTA_CHAIN_TYPE, c.typ)
+			b.done()
+			p.counts.ChainsCreated++
+		}
+	}
+
+	// 4. Elements.
+	empty := map[uint64]uint32{}
+	current := func(name string) map[uint64]uint32 {
+		if setAct[name] == keepChain {
+			return k.sets[name].elems
+		}
+		return empty
+	}
+	// The interval set is small: refill it whole when it differs.
+	if cur := current(SetInternalV4); !sameElems(cur, d.intervals) {
+		sc := setChange{spec: setByName(SetInternalV4), replace: d.intervals}
+		if len(cur) > 0 {
+			w := b.add(s, unix.NFT_MSG_DELSETELEM, 0, "flush set "+SetInternalV4)
+			w.str(unix.NFTA_SET_ELEM_LIST_TABLE, tbl)
+			w.str(unix.NFTA_SET_ELEM_LIST_SET, SetInternalV4)
+			b.done()
+			p.counts.ElementsRemoved += len(cur)
+		}
+		adds := make([]kv, 0, len(d.intervals))
+		for key := range d.intervals {
+			adds = append(adds, kv{k: key})
+		}
+		// In address order, an interval's end before the next one's start,
+		// as nft sends them (the kernel checks overlaps as they arrive).
+		slices.SortFunc(adds, func(a, b kv) int {
+			ka, fa := keyOf(a.k)
+			kb, fb := keyOf(b.k)
+			if ka != kb {
+				return cmpU64(uint64(ka), uint64(kb))
+			}
+			return cmpU64(uint64(fb), uint64(fa))
+		})
+		m.elemMsgs(b, sc.spec, unix.NFT_MSG_NEWSETELEM, adds)
+		p.counts.ElementsAdded += len(adds)
+		p.sets = append(p.sets, sc)
+	} else if setAct[SetInternalV4] != keepChain {
+		p.sets = append(p.sets, setChange{spec: setByName(SetInternalV4), replace: d.intervals})
+	}
+	// The floating IP maps: only the difference.
+	dn, sn := current(MapFIPDNAT), current(MapFIPSNAT)
+	fd, err := diffFIPs(d.fips, dn, sn)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range []struct {
+		name       string
+		dels       []uint64
+		adds       []kv
+		recreating bool
+	}{
+		{MapFIPDNAT, fd.dnDels, fd.dnAdds, setAct[MapFIPDNAT] != keepChain},
+		{MapFIPSNAT, fd.snDels, fd.snAdds, setAct[MapFIPSNAT] != keepChain},
+	} {
+		sp := setByName(c.name)
+		dels := make([]kv, len(c.dels))
+		for i, key := range c.dels {
+			dels[i] = kv{k: key}
+		}
+		m.elemMsgs(b, sp, unix.NFT_MSG_DELSETELEM, dels)
+		m.elemMsgs(b, sp, unix.NFT_MSG_NEWSETELEM, c.adds)
+		p.counts.ElementsRemoved += len(c.dels)
+		p.counts.ElementsAdded += len(c.adds)
+		sc := setChange{spec: sp, dels: c.dels, adds: c.adds}
+		if c.recreating {
+			sc.replace, sc.dels = make(map[uint64]uint32, len(c.adds)), nil
+		}
+		p.sets = append(p.sets, sc)
+	}
+
+	// 5. Fill the chains.
+	for i, c := range d.chains {
+		if act[i] == keepChain {
+			continue
+		}
+		for _, r := range c.rules {
+			w := b.add(s, unix.NFT_MSG_NEWRULE, unix.NLM_F_CREATE|unix.NLM_F_APPEND, "add rule "+c.name+" "+r.text)
+			w.str(unix.NFTA_RULE_TABLE, tbl)
+			w.str(unix.NFTA_RULE_CHAIN, c.name)
+			e := w.nest(unix.NFTA_RULE_EXPRESSIONS)
+			w.b = append(w.b, r.exprs...)
+			w.endNest(e)
+			w.attr(unix.NFTA_RULE_USERDATA, r.userData())
+			b.done()
+		}
+		p.counts.ChainsRewritten++
+		p.counts.RulesRewritten += len(c.rules)
+		p.setChains = append(p.setChains, c)
+	}
+	p.delChains, p.delSets = delChains, delSets
+	if b.w.err != nil {
+		return nil, fmt.Errorf("encode transaction: %w", b.w.err)
+	}
+	return p, nil
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func sameIDs(ids []ruleID, rules []*rule) bool {
+	if len(ids) != len(rules) {
+		return false
+	}
+	for i, r := range rules {
+		if ids[i] != r.id {
+			return false
+		}
+	}
+	return true
+}
+
+func sameElems(a, b map[uint64]uint32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// elemMsgs adds or deletes elements, at most maxElemsPerMsg per message.
+func (m *Manager) elemMsgs(b *batch, sp setSpec, msg int, elems []kv) {
+	verb := map[int]string{unix.NFT_MSG_NEWSETELEM: "add", unix.NFT_MSG_DELSETELEM: "delete"}[msg]
+	var flags uint16
+	if msg == unix.NFT_MSG_NEWSETELEM {
+		flags = unix.NLM_F_CREATE
+	}
+	isMap := sp.flags&unix.NFT_SET_MAP != 0
+	for len(elems) > 0 {
+		chunk := elems[:min(len(elems), maxElemsPerMsg)]
+		elems = elems[len(chunk):]
+		w := b.add(m.sock, msg, flags, fmt.Sprintf("%s %d elements of %s", verb, len(chunk), sp.name))
+		w.str(unix.NFTA_SET_ELEM_LIST_TABLE, m.table)
+		w.str(unix.NFTA_SET_ELEM_LIST_SET, sp.name)
+		w.u32(unix.NFTA_SET_ELEM_LIST_SET_ID, sp.id)
+		l := w.nest(unix.NFTA_SET_ELEM_LIST_ELEMENTS)
+		for _, e := range chunk {
+			key, eflags := keyOf(e.k)
+			el := w.nest(unix.NFTA_LIST_ELEM)
+			kn := w.nest(unix.NFTA_SET_ELEM_KEY)
+			w.u32(unix.NFTA_DATA_VALUE, key)
+			w.endNest(kn)
+			if isMap && msg == unix.NFT_MSG_NEWSETELEM {
+				dn := w.nest(unix.NFTA_SET_ELEM_DATA)
+				w.u32(unix.NFTA_DATA_VALUE, e.v)
+				w.endNest(dn)
+			}
+			if eflags != 0 {
+				w.u32(unix.NFTA_SET_ELEM_FLAGS, eflags)
+			}
+			w.endNest(el)
+		}
+		w.endNest(l)
+		b.done()
+	}
+}
+
+// install updates the mirror after the plan's transaction committed.
+func (m *Manager) install(p *plan) {
+	k := m.cache
+	k.table, k.tableFlags = true, 0
+	for _, name := range p.delChains {
+		delete(k.chains, name)
+	}
+	for _, c := range p.setChains {
+		ids := make([]ruleID, len(c.rules))
+		for i, r := range c.rules {
+			ids[i] = r.id
+		}
+		k.chains[c.name] = &kchain{spec: c.chainSpec, base: true, ids: ids, rules: c.rules}
+	}
+	for _, name := range p.delSets {
+		delete(k.sets, name)
+	}
+	for _, sc := range p.sets {
+		ks := k.sets[sc.spec.name]
+		if sc.replace != nil {
+			spec := sc.spec
+			spec.id = 0
+			ks = &kset{spec: spec, elems: make(map[uint64]uint32, len(sc.replace)+len(sc.adds))}
+			for key, v := range sc.replace {
+				ks.elems[key] = v
+			}
+			k.sets[sc.spec.name] = ks
+		}
+		for _, key := range sc.dels {
+			delete(ks.elems, key)
+		}
+		for _, e := range sc.adds {
+			ks.elems[e.k] = e.v
+		}
+	}
+	k.genid = nextGen(k.genid)
+}
+
+// nextGen is the generation after one commit: the kernel skips 0.
+func nextGen(g uint32) uint32 {
+	g++
+	if g == 0 {
+		g++
+	}
+	return g
+}
+
+// ---------------------------------------------------------------- floating IPs
+
+type fipDiff struct {
+	dnDels, snDels []uint64
+	dnAdds, snAdds []kv
+}
+
+// diffFIPs computes the element changes of the two floating IP maps. The
+// common case (nothing changed) costs two map lookups per floating IP and no
+// allocation: if every desired pair is found in both maps and the maps hold
+// nothing else, they are equal and the desired addresses are unique.
+// Otherwise the desired maps are built, detecting duplicates.
+func diffFIPs(fips []FloatingIP, dn, sn map[uint64]uint32) (fipDiff, error) {
+	var out fipDiff
+	n := len(fips)
+	if len(dn) == n && len(sn) == n {
+		match := 0
+		for i := range fips {
+			f, x := v4(fips[i].Floating), v4(fips[i].Fixed)
+			if v, ok := dn[uint64(f)]; !ok || v != x {
+				break
+			}
+			if v, ok := sn[uint64(x)]; !ok || v != f {
+				break
+			}
+			match++
+		}
+		if match == n {
+			return out, nil
+		}
+	}
+	if err := checkFIPDups(fips); err != nil {
+		return out, err
+	}
+	wantDn, wantSn := fipElems(fips)
+	diffMap := func(cur, want map[uint64]uint32) (dels []uint64, adds []kv) {
+		for key, v := range want {
+			if c, ok := cur[key]; !ok {
+				adds = append(adds, kv{key, v})
+			} else if c != v {
+				dels = append(dels, key)
+				adds = append(adds, kv{key, v})
+			}
+		}
+		for key := range cur {
+			if _, ok := want[key]; !ok {
+				dels = append(dels, key)
+			}
+		}
+		slices.Sort(dels)
+		slices.SortFunc(adds, func(a, b kv) int { return cmpU64(a.k, b.k) })
+		return dels, adds
+	}
+	out.dnDels, out.dnAdds = diffMap(dn, wantDn)
+	out.snDels, out.snAdds = diffMap(sn, wantSn)
+	return out, nil
+}
+
+// checkFIPDups refuses two floating IPs with the same floating or fixed
+// address (neither map could hold both).
+func checkFIPDups(fips []FloatingIP) error {
+	floating := make(map[uint32]int, len(fips))
+	fixed := make(map[uint32]int, len(fips))
+	for i, f := range fips {
+		if j, ok := floating[v4(f.Floating)]; ok {
+			return invalid("FloatingIPs[%d].Floating: %s already used by FloatingIPs[%d]", i, f.Floating, j)
+		}
+		floating[v4(f.Floating)] = i
+		if j, ok := fixed[v4(f.Fixed)]; ok {
+			return invalid("FloatingIPs[%d].Fixed: %s already has floating IP %s (FloatingIPs[%d])", i, f.Fixed, fips[j].Floating, j)
+		}
+		fixed[v4(f.Fixed)] = i
+	}
+	return nil
+}

@@ -1,0 +1,274 @@
+package firewall
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// kernelState is what the kernel holds in our table, as far as the diff
+// needs it. It is either read from the kernel or maintained as a mirror of
+// what we committed; genid is the ruleset generation it is valid at.
+type kernelState struct {
+	genid      uint32
+	table      bool
+	tableFlags uint32
+	chains     map[string]*kchain
+	sets       map[string]*kset
+}
+
+type kchain struct {
+	spec  chainSpec
+	base  bool     // a base chain (has a hook); ours always are
+	ids   []ruleID // rule ids in order; the zero id for rules that are not ours
+	rules []*rule  // the rules themselves when known (after our commit)
+}
+
+type kset struct {
+	spec   setSpec // id is always 0
+	elems  map[uint64]uint32
+	broken bool // holds elements we cannot represent (e.g. a catch-all): recreate
+}
+
+func newKernelState() *kernelState {
+	return &kernelState{chains: map[string]*kchain{}, sets: map[string]*kset{}}
+}
+
+const maxReadAttempts = 5
+
+// readKernel dumps the table. The dump is retried if the ruleset generation
+// moved while it ran, so the result is a consistent snapshot at genid.
+func (m *Manager) readKernel(ctx context.Context) (*kernelState, error) {
+	for attempt := 1; ; attempt++ {
+		g1, err := m.sock.generation(ctx)
+		if err != nil {
+			return nil, err
+		}
+		k, err := m.dumpTable(ctx)
+		if err != nil && !errors.Is(err, errDumpInterrupted) {
+			return nil, fmt.Errorf("read table inet %s: %w", m.table, err)
+		}
+		if err == nil {
+			g2, err := m.sock.generation(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if g1 == g2 {
+				k.genid = g1
+				return k, nil
+			}
+		}
+		if attempt == maxReadAttempts {
+			return nil, fmt.Errorf("read table inet %s: ruleset kept changing during %d reads", m.table, attempt)
+		}
+		m.log.Debug("nftables ruleset changed while reading it, retrying", "attempt", attempt)
+	}
+}
+
+func (m *Manager) dumpTable(ctx context.Context) (*kernelState, error) {
+	s := m.sock
+	k := newKernelState()
+	err := s.request(ctx, nftType(unix.NFT_MSG_GETTABLE), 0, nfprotoInet,
+		func(w *msgBuf) { w.str(unix.NFTA_TABLE_NAME, m.table) },
+		func(msg nlMsg) error {
+			it := newAttrIter(msg.data[nfgenLen:])
+			for it.next() {
+				if it.typ == unix.NFTA_TABLE_FLAGS {
+					k.tableFlags = it.u32()
+				}
+			}
+			k.table = true
+			return nil
+		})
+	if errors.Is(err, unix.ENOENT) {
+		return k, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get table: %w", err)
+	}
+
+	// Chains: the kernel does not filter chain dumps by table.
+	err = s.request(ctx, nftType(unix.NFT_MSG_GETCHAIN), unix.NLM_F_DUMP, nfprotoInet, nil, func(msg nlMsg) error {
+		if len(msg.data) < nfgenLen || msg.data[0] != nfprotoInet {
+			return nil
+		}
+		var c kchain
+		ours := false
+		it := newAttrIter(msg.data[nfgenLen:])
+		for it.next() {
+			switch it.typ {
+			case unix.NFTA_CHAIN_TABLE:
+				ours = it.strEq(m.table)
+			case unix.NFTA_CHAIN_NAME:
+				c.spec.name = it.str()
+			case unix.NFTA_CHAIN_HOOK:
+				c.base = true
+				h := newAttrIter(it.val)
+				for h.next() {
+					switch h.typ {
+					case unix.NFTA_HOOK_HOOKNUM:
+						c.spec.hook = h.u32()
+					case unix.NFTA_HOOK_PRIORITY:
+						c.spec.prio = int32(h.u32())
+					}
+				}
+			case unix.NFTA_CHAIN_POLICY:
+				c.spec.policy = it.u32()
+			case unix.NFTA_CHAIN_TYPE:
+				c.spec.typ = it.str()
+			}
+		}
+		if ours {
+			k.chains[c.spec.name] = &c
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dump chains: %w", err)
+	}
+
+	// Rules: only their chain and our id from the user data; expressions
+	// are not parsed (a rule is identified by the hash of its definition).
+	err = s.request(ctx, nftType(unix.NFT_MSG_GETRULE), unix.NLM_F_DUMP, nfprotoInet,
+		func(w *msgBuf) { w.str(unix.NFTA_RULE_TABLE, m.table) },
+		func(msg nlMsg) error {
+			var chainName string
+			var id ruleID
+			ours := false
+			it := newAttrIter(msg.data[nfgenLen:])
+			for it.next() {
+				switch it.typ {
+				case unix.NFTA_RULE_TABLE:
+					ours = it.strEq(m.table)
+				case unix.NFTA_RULE_CHAIN:
+					chainName = it.str()
+				case unix.NFTA_RULE_USERDATA:
+					id, _ = ruleIDFromUserData(it.val)
+				}
+			}
+			if !ours {
+				return nil
+			}
+			c := k.chains[chainName]
+			if c == nil {
+				return fmt.Errorf("rule in unknown chain %q", chainName)
+			}
+			c.ids = append(c.ids, id)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("dump rules: %w", err)
+	}
+
+	err = s.request(ctx, nftType(unix.NFT_MSG_GETSET), unix.NLM_F_DUMP, nfprotoInet,
+		func(w *msgBuf) { w.str(unix.NFTA_SET_TABLE, m.table) },
+		func(msg nlMsg) error {
+			var sp setSpec
+			ours := false
+			it := newAttrIter(msg.data[nfgenLen:])
+			for it.next() {
+				switch it.typ {
+				case unix.NFTA_SET_TABLE:
+					ours = it.strEq(m.table)
+				case unix.NFTA_SET_NAME:
+					sp.name = it.str()
+				case unix.NFTA_SET_FLAGS:
+					sp.flags = it.u32()
+				case unix.NFTA_SET_KEY_TYPE:
+					sp.keyType = it.u32()
+				case unix.NFTA_SET_KEY_LEN:
+					sp.keyLen = it.u32()
+				case unix.NFTA_SET_DATA_TYPE:
+					sp.dataType = it.u32()
+				case unix.NFTA_SET_DATA_LEN:
+					sp.dataLen = it.u32()
+				}
+			}
+			// Anonymous sets belong to (foreign) rules and go with them.
+			if ours && sp.flags&unix.NFT_SET_ANONYMOUS == 0 {
+				k.sets[sp.name] = &kset{spec: sp}
+			}
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("dump sets: %w", err)
+	}
+
+	for name, ks := range k.sets {
+		want, known := setSpecByName(name)
+		want.id = 0
+		if !known || ks.spec != want {
+			continue // will be deleted or recreated: elements do not matter
+		}
+		ks.elems = make(map[uint64]uint32)
+		if err := m.dumpElems(ctx, name, ks); err != nil {
+			return nil, fmt.Errorf("dump elements of %s: %w", name, err)
+		}
+	}
+	return k, nil
+}
+
+func setSpecByName(name string) (setSpec, bool) {
+	for _, s := range sets {
+		if s.name == name {
+			return s, true
+		}
+	}
+	return setSpec{}, false
+}
+
+// dumpElems reads every element of one of our sets (4-byte keys and data).
+func (m *Manager) dumpElems(ctx context.Context, set string, ks *kset) error {
+	return m.sock.request(ctx, nftType(unix.NFT_MSG_GETSETELEM), unix.NLM_F_DUMP, nfprotoInet,
+		func(w *msgBuf) {
+			w.str(unix.NFTA_SET_ELEM_LIST_TABLE, m.table)
+			w.str(unix.NFTA_SET_ELEM_LIST_SET, set)
+		},
+		func(msg nlMsg) error {
+			it := newAttrIter(msg.data[nfgenLen:])
+			for it.next() {
+				if it.typ != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
+					continue
+				}
+				list := newAttrIter(it.val)
+				for list.next() {
+					if list.typ != unix.NFTA_LIST_ELEM {
+						continue
+					}
+					var key, data, flags uint32
+					var haveKey bool
+					e := newAttrIter(list.val)
+					for e.next() {
+						switch e.typ {
+						case unix.NFTA_SET_ELEM_KEY:
+							key, haveKey = dataValue(e.val)
+						case unix.NFTA_SET_ELEM_DATA:
+							data, _ = dataValue(e.val)
+						case unix.NFTA_SET_ELEM_FLAGS:
+							flags = e.u32()
+						}
+					}
+					if !haveKey {
+						ks.broken = true
+						continue
+					}
+					ks.elems[elemKey(key, flags&unix.NFT_SET_ELEM_INTERVAL_END)] = data
+				}
+			}
+			return nil
+		})
+}
+
+// dataValue decodes a nested NFTA_DATA_VALUE of 4 bytes.
+func dataValue(b []byte) (uint32, bool) {
+	it := newAttrIter(b)
+	for it.next() {
+		if it.typ == unix.NFTA_DATA_VALUE && len(it.val) == 4 {
+			return binary.BigEndian.Uint32(it.val), true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,204 @@
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Spec is the desired firewall and NAT state of the appliance. Interface
+// names are real kernel names (eth0, ...), not the generic geN names.
+type Spec struct {
+	// Management lists the management interfaces. ManagementTCPPorts are
+	// opened on them only, and traffic leaving by them is never NATed.
+	Management []string
+	// ManagementTCPPorts are the TCP ports opened on management interfaces
+	// (22, the agent API port 5000, ...).
+	ManagementTCPPorts []uint16
+	// External is the external (gateway) network; nil means none, and then
+	// no NAT except metadata DNAT is set up.
+	External *External
+	// Tenants are the tenant networks attached to the router.
+	Tenants []Tenant
+	// FloatingIPs map public addresses on the external network to fixed
+	// addresses of tenant VMs. They require External.
+	FloatingIPs []FloatingIP
+}
+
+// External describes the router's external network.
+type External struct {
+	// IfName is the real name of the external interface.
+	IfName string
+	// SNATAddr is the router's IPv4 address on the external network, used to
+	// SNAT traffic of internal networks. The zero Addr means no default SNAT.
+	SNATAddr netip.Addr
+	// BGPPeers may open TCP 179 to the router on the external interface.
+	BGPPeers []netip.Addr
+}
+
+// Tenant describes one tenant network attached to the router.
+type Tenant struct {
+	// IfName is the real name of the tenant interface.
+	IfName string
+	// Internal networks get SNAT, floating IPs, hairpin NAT and metadata
+	// DNAT; isolated ones (false) only get input rules.
+	Internal bool
+	// V4Subnets are the network's IPv4 subnets (host bits are ignored).
+	V4Subnets []netip.Prefix
+	// DHCPv4 opens udp 67 on this interface.
+	DHCPv4 bool
+	// DHCPv6 opens udp 547 on this interface.
+	DHCPv6 bool
+	// DNS opens udp and tcp 53 on this interface.
+	DNS bool
+	// Metadata is the DNAT target of 169.254.169.254:80 for traffic arriving
+	// on this interface (the metadata proxy); TCP to it is accepted. The zero
+	// AddrPort means none. Only allowed on internal networks.
+	Metadata netip.AddrPort
+}
+
+// FloatingIP maps a floating (public) IPv4 address to a fixed (tenant) one.
+type FloatingIP struct{ Floating, Fixed netip.Addr }
+
+// ErrInvalidSpec is wrapped by every validation error returned by Apply.
+var ErrInvalidSpec = errors.New("invalid firewall spec")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidSpec, fmt.Sprintf(format, args...))
+}
+
+// checkIfName applies the kernel's rules for interface names (dev_valid_name).
+func checkIfName(field, name string) error {
+	switch {
+	case name == "":
+		return invalid("%s: empty interface name", field)
+	case len(name) > 15:
+		return invalid("%s: interface name %q longer than 15 bytes", field, name)
+	case name == "." || name == "..":
+		return invalid("%s: invalid interface name %q", field, name)
+	case strings.ContainsAny(name, "/:\"\\\x00") || strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r >= 0x7f }):
+		return invalid("%s: invalid character in interface name %q", field, name)
+	}
+	return nil
+}
+
+func checkV4(field string, a netip.Addr) error {
+	switch {
+	case !a.IsValid():
+		return invalid("%s: missing address", field)
+	case !a.Is4():
+		return invalid("%s: %s is not an IPv4 address", field, a)
+	case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return invalid("%s: %s is not a unicast address", field, a)
+	}
+	return nil
+}
+
+// validate checks everything that does not need a map over the floating IPs
+// (duplicate floating or fixed addresses are detected while diffing, before
+// anything is sent to the kernel).
+func validate(s *Spec) error {
+	seen := make(map[string]string)
+	useIf := func(field, name string) error {
+		if err := checkIfName(field, name); err != nil {
+			return err
+		}
+		if prev, ok := seen[name]; ok {
+			return invalid("%s: interface %q already used by %s", field, name, prev)
+		}
+		seen[name] = field
+		return nil
+	}
+	for i, name := range s.Management {
+		if err := useIf(fmt.Sprintf("Management[%d]", i), name); err != nil {
+			return err
+		}
+	}
+	ports := make(map[uint16]bool, len(s.ManagementTCPPorts))
+	for i, p := range s.ManagementTCPPorts {
+		if p == 0 {
+			return invalid("ManagementTCPPorts[%d]: port 0", i)
+		}
+		if ports[p] {
+			return invalid("ManagementTCPPorts[%d]: duplicate port %d", i, p)
+		}
+		ports[p] = true
+	}
+	if e := s.External; e != nil {
+		if err := useIf("External.IfName", e.IfName); err != nil {
+			return err
+		}
+		if e.SNATAddr.IsValid() {
+			if err := checkV4("External.SNATAddr", e.SNATAddr); err != nil {
+				return err
+			}
+		}
+		peers := make(map[netip.Addr]bool, len(e.BGPPeers))
+		for i, p := range e.BGPPeers {
+			field := fmt.Sprintf("External.BGPPeers[%d]", i)
+			switch {
+			case !p.IsValid():
+				return invalid("%s: missing address", field)
+			case p.Is4In6():
+				return invalid("%s: %s is an IPv4-mapped IPv6 address, use the IPv4 form", field, p)
+			case p.Zone() != "":
+				return invalid("%s: %s has a zone", field, p)
+			case p.IsUnspecified() || p.IsMulticast():
+				return invalid("%s: %s is not a unicast address", field, p)
+			case peers[p]:
+				return invalid("%s: duplicate peer %s", field, p)
+			}
+			peers[p] = true
+		}
+	}
+	for i, t := range s.Tenants {
+		field := fmt.Sprintf("Tenants[%d]", i)
+		if err := useIf(field+".IfName", t.IfName); err != nil {
+			return err
+		}
+		for j, p := range t.V4Subnets {
+			f := fmt.Sprintf("%s.V4Subnets[%d]", field, j)
+			switch {
+			case !p.IsValid():
+				return invalid("%s: invalid prefix", f)
+			case !p.Addr().Is4():
+				return invalid("%s: %s is not an IPv4 prefix", f, p)
+			case p.Bits() == 0:
+				return invalid("%s: %s would cover every address", f, p)
+			}
+		}
+		if t.Metadata.IsValid() {
+			f := field + ".Metadata"
+			if !t.Internal {
+				return invalid("%s: metadata DNAT is only set up on internal networks", f)
+			}
+			if err := checkV4(f, t.Metadata.Addr()); err != nil {
+				return err
+			}
+			if t.Metadata.Port() == 0 {
+				return invalid("%s: port 0", f)
+			}
+		}
+	}
+	if len(s.FloatingIPs) > 0 && s.External == nil {
+		return invalid("FloatingIPs: %d floating IPs but no external network", len(s.FloatingIPs))
+	}
+	var snat netip.Addr
+	if s.External != nil {
+		snat = s.External.SNATAddr
+	}
+	for i := range s.FloatingIPs {
+		f := &s.FloatingIPs[i]
+		if err := checkV4(fmt.Sprintf("FloatingIPs[%d].Floating", i), f.Floating); err != nil {
+			return err
+		}
+		if err := checkV4(fmt.Sprintf("FloatingIPs[%d].Fixed", i), f.Fixed); err != nil {
+			return err
+		}
+		if snat.IsValid() && f.Floating == snat {
+			return invalid("FloatingIPs[%d].Floating: %s is the router's SNAT address", i, f.Floating)
+		}
+	}
+	return nil
+}
