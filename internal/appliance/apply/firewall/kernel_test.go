@@ -197,13 +197,15 @@ func TestRepairsExternalChanges(t *testing.T) {
 	apply(t, m, s)
 
 	cases := []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T)
-		check func(t *testing.T, r Result) bool
+		check  func(t *testing.T, r Result) bool
 	}{
 		{"element deleted", func(t *testing.T) {
 			nft(t, "delete", "element", "inet", "astara", "fip_dnat", "{ 172.16.0.10 }")
-		}, func(t *testing.T, r Result) bool { return r.ElementsAdded == 1 && r.ElementsRemoved == 0 && r.ChainsRewritten == 0 }},
+		}, func(t *testing.T, r Result) bool {
+			return r.ElementsAdded == 1 && r.ElementsRemoved == 0 && r.ChainsRewritten == 0
+		}},
 		{"element added", func(t *testing.T) {
 			nft(t, "add", "element", "inet", "astara", "fip_snat", "{ 10.0.0.66 : 172.16.0.66 }")
 		}, func(t *testing.T, r Result) bool { return r.ElementsRemoved == 1 && r.ElementsAdded == 0 }},
@@ -249,7 +251,9 @@ func TestRepairsExternalChanges(t *testing.T) {
 			nft(t, "flush", "chain", "inet", "astara", "nat_prerouting")
 			nft(t, "delete", "map", "inet", "astara", "fip_dnat")
 			nft(t, "add", "map", "inet", "astara", "fip_dnat", "{ type ipv4_addr : inet_service; }")
-		}, func(t *testing.T, r Result) bool { return r.SetsCreated == 1 && r.ElementsAdded == 2 && r.ChainsRewritten == 6 }},
+		}, func(t *testing.T, r Result) bool {
+			return r.SetsCreated == 1 && r.ElementsAdded == 2 && r.ChainsRewritten == 6
+		}},
 		{"catch-all element", func(t *testing.T) {
 			nft(t, "add", "element", "inet", "astara", "fip_snat", "{ * : 1.2.3.4 }")
 		}, func(t *testing.T, r Result) bool { return r.SetsCreated == 1 && r.ElementsAdded == 2 }},
