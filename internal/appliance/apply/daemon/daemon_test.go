@@ -94,12 +94,12 @@ func helperConfig(dir, mode string, extra ...string) Config {
 		panic(err)
 	}
 	return Config{
-		Name:       "helper",
-		Path:       exe,
-		Args:       append([]string{"helper", dir}, extra...),
-		Env:        append([]string{helperEnv + "=" + mode}, DefaultEnv...),
-		PIDFile:    filepath.Join(dir, "daemon.pid"),
-		LogFiles:   []string{filepath.Join(dir, "daemon.log")},
+		Name:     "helper",
+		Path:     exe,
+		Args:     append([]string{"helper", dir}, extra...),
+		Env:      append([]string{helperEnv + "=" + mode}, DefaultEnv...),
+		PIDFile:  filepath.Join(dir, "daemon.pid"),
+		LogFiles: []string{filepath.Join(dir, "daemon.log")},
 		// Ready once the helper has set up its signal handlers.
 		Ready: func(_ context.Context, pid int) error {
 			b, _ := os.ReadFile(filepath.Join(dir, "ready"))

@@ -1,0 +1,322 @@
+// Package dhcp runs one dnsmasq per appliance, serving static DHCPv4 and
+// DHCPv6 leases (and, when upstream servers are given, DNS) on the tenant
+// networks.
+//
+// Every file lives in the state directory given to New:
+//
+//	dnsmasq.conf     main configuration (interfaces, ranges): a change restarts dnsmasq
+//	dnsmasq.hosts    static leases (dhcp-hostsfile): a change only sends SIGHUP
+//	dnsmasq.opts     per-subnet options (dhcp-optsfile): a change only sends SIGHUP
+//	dnsmasq.servers  upstream DNS servers (servers-file): a change only sends SIGHUP
+//	dnsmasq.pid, dnsmasq.log, dnsmasq.leases, dnsmasq.out (stdout/stderr)
+//	dnsmasq.pending  exists while files changed but dnsmasq was not told yet
+//
+// dnsmasq never reads /etc/dnsmasq.conf, /etc/hosts or /etc/resolv.conf.
+// Apply is idempotent: an identical Spec rewrites nothing and signals
+// nothing.
+package dhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/astara-go/astara/internal/appliance/apply/daemon"
+)
+
+// DefaultUser is the user dnsmasq drops its privileges to. It must be able
+// to read the state directory (for the files re-read on SIGHUP).
+const DefaultUser = "nobody"
+
+// Action says what Apply did to dnsmasq.
+type Action string
+
+// The actions Apply reports.
+const (
+	ActionNone      Action = "none"      // nothing changed
+	ActionStarted   Action = "started"   // dnsmasq was not running
+	ActionReloaded  Action = "reloaded"  // SIGHUP: leases, options or upstreams changed
+	ActionRestarted Action = "restarted" // main configuration changed
+	ActionStopped   Action = "stopped"   // no network needs DHCP
+)
+
+// Result reports what Apply did.
+type Result struct {
+	Action Action
+	// PID is dnsmasq's pid after Apply (0 when stopped).
+	PID int
+	// Changed lists the files Apply rewrote.
+	Changed []string
+}
+
+// Server manages the dnsmasq of one appliance. Its methods are safe for
+// concurrent use (they are serialized).
+type Server struct {
+	ps     paths
+	binary string
+	user   string
+	log    *slog.Logger
+	dcfg   daemon.Config
+
+	mu   sync.Mutex
+	proc *daemon.Process
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithBinary sets the dnsmasq executable (default "dnsmasq" from PATH).
+func WithBinary(path string) Option { return func(s *Server) { s.binary = path } }
+
+// WithUser sets the user dnsmasq runs as after startup (default "nobody";
+// "root" keeps root privileges).
+func WithUser(name string) Option { return func(s *Server) { s.user = name } }
+
+// WithRestartBackoff bounds the delay before the supervisor restarts a
+// dnsmasq that died (default daemon.DefaultMinBackoff..DefaultMaxBackoff).
+func WithRestartBackoff(minDelay, maxDelay time.Duration) Option {
+	return func(s *Server) { s.dcfg.MinBackoff, s.dcfg.MaxBackoff = minDelay, maxDelay }
+}
+
+// New returns the Server for the appliance whose files live in stateDir
+// (created by Apply if needed). It starts nothing; a dnsmasq left running by
+// a previous agent is adopted by the first Apply.
+func New(stateDir string, opts ...Option) *Server {
+	s := &Server{ps: pathsIn(filepath.Clean(stateDir)), binary: "dnsmasq", user: DefaultUser}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("component", "dhcp")
+	s.dcfg.Name = "dnsmasq"
+	s.dcfg.Path = s.binary
+	s.dcfg.Args = []string{"--conf-file=" + s.ps.conf}
+	s.dcfg.PIDFile = s.ps.pid
+	s.dcfg.DaemonWritesPIDFile = true // after it parsed its config and bound its sockets
+	s.dcfg.OutputFile = s.ps.out
+	s.dcfg.LogFiles = []string{s.ps.log}
+	s.dcfg.Logger = s.log
+	s.proc = daemon.New(s.dcfg)
+	return s
+}
+
+// PID returns the pid of the supervised dnsmasq, or 0.
+func (s *Server) PID() int { return s.proc.PID() }
+
+// Dir returns the state directory.
+func (s *Server) Dir() string { return s.ps.dir }
+
+// Apply makes dnsmasq serve spec: it validates the spec (changing nothing
+// if it is invalid), checks the new configuration with dnsmasq --test,
+// writes the files that changed, then starts, restarts (main configuration
+// changed), reloads (only leases, options or upstreams changed) or leaves
+// dnsmasq alone. With no DHCP-enabled subnet, dnsmasq is stopped.
+func (s *Server) Apply(ctx context.Context, spec Spec) (Result, error) {
+	p, err := spec.validate()
+	if err != nil {
+		return Result{}, err
+	}
+	if err := checkPath(s.ps.dir); err != nil {
+		return Result{}, fmt.Errorf("%w: state directory: %w", ErrInvalidSpec, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	if !spec.NeedsDHCP() {
+		was := s.proc.Running()
+		if err := s.proc.Stop(ctx); err != nil {
+			return Result{}, fmt.Errorf("stopping dnsmasq: %w", err)
+		}
+		_ = os.Remove(s.ps.pending)
+		if was {
+			return Result{Action: ActionStopped}, nil
+		}
+		return Result{Action: ActionNone}, nil
+	}
+
+	if err := os.MkdirAll(s.ps.dir, 0o755); err != nil {
+		return Result{}, fmt.Errorf("creating state directory: %w", err)
+	}
+	if s.user != "root" {
+		if err := accessibleTo(s.ps.dir, s.user); err != nil {
+			return Result{}, err
+		}
+	}
+	r := render(p, s.ps, s.user)
+
+	type file struct {
+		path, content string
+		restart       bool // a change needs a restart, not just SIGHUP
+	}
+	files := []file{{s.ps.conf, r.main, true}, {s.ps.hosts, r.hosts, false}, {s.ps.opts, r.opts, false}}
+	if r.servers != "" {
+		files = append(files, file{s.ps.servers, r.servers, false})
+	}
+	var needRestart, needReload bool
+	for _, f := range files {
+		if !daemon.FileEquals(f.path, []byte(f.content)) {
+			needRestart = needRestart || f.restart
+			needReload = needReload || !f.restart
+		}
+	}
+	// A previous Apply changed files but did not get to tell dnsmasq.
+	if b, err := os.ReadFile(s.ps.pending); err == nil {
+		needRestart = needRestart || strings.TrimSpace(string(b)) == "restart"
+		needReload = true
+	}
+
+	var res Result
+	if needRestart || needReload {
+		if err := s.check(ctx, r); err != nil {
+			return Result{}, err
+		}
+		kind := "reload"
+		if needRestart {
+			kind = "restart"
+		}
+		if _, err := daemon.WriteFile(s.ps.pending, []byte(kind+"\n"), 0o644); err != nil {
+			return Result{}, err
+		}
+		for _, f := range files {
+			changed, err := daemon.WriteFile(f.path, []byte(f.content), 0o644)
+			if err != nil {
+				return Result{}, err
+			}
+			if changed {
+				res.Changed = append(res.Changed, f.path)
+			}
+		}
+		if r.servers == "" {
+			_ = os.Remove(s.ps.servers)
+		}
+	}
+
+	started, err := s.proc.Ensure(ctx)
+	switch {
+	case err != nil:
+		return Result{}, fmt.Errorf("starting dnsmasq: %w", err)
+	case started:
+		res.Action = ActionStarted
+	case needRestart:
+		if err := s.proc.Restart(ctx); err != nil {
+			return Result{}, fmt.Errorf("restarting dnsmasq: %w", err)
+		}
+		res.Action = ActionRestarted
+	case needReload:
+		if err := s.proc.Reload(ctx); err != nil {
+			return Result{}, fmt.Errorf("reloading dnsmasq: %w", err)
+		}
+		res.Action = ActionReloaded
+	default:
+		res.Action = ActionNone
+	}
+	if err := os.Remove(s.ps.pending); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Result{}, err
+	}
+	res.PID = s.proc.PID()
+	if res.Action != ActionNone {
+		s.log.Info("applied DHCP configuration", "action", res.Action, "pid", res.PID, "changed", res.Changed)
+	}
+	return res, nil
+}
+
+// check runs "dnsmasq --test" on the whole new configuration, so that a
+// configuration dnsmasq rejects never replaces one it accepted.
+func (s *Server) check(ctx context.Context, r rendered) error {
+	f, err := os.CreateTemp(s.ps.dir, ".dnsmasq-check.*.conf")
+	if err != nil {
+		return fmt.Errorf("checking dnsmasq configuration: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.WriteString(r.checkConfig(s.ps))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("checking dnsmasq configuration: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, s.binary, "--test", "--conf-file="+f.Name())
+	cmd.Env = daemon.DefaultEnv
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: dnsmasq rejects the configuration: %s: %w", ErrInvalidSpec, strings.TrimSpace(string(out)), err)
+	}
+	return nil
+}
+
+// Stop stops dnsmasq (one left by a previous agent too) and keeps its
+// files. The next Apply starts it again.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.proc.Stop(ctx); err != nil {
+		return fmt.Errorf("stopping dnsmasq: %w", err)
+	}
+	return nil
+}
+
+// Close stops supervising dnsmasq but leaves it running (for the next agent
+// to adopt); use it when the agent shuts down.
+func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.proc.Close()
+}
+
+// checkPath refuses state directories that could not be written safely into
+// a dnsmasq configuration line.
+func checkPath(dir string) error {
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("%q is not an absolute path", dir)
+	}
+	for _, c := range dir {
+		if c <= ' ' || c >= 0x7f || strings.ContainsRune(`#,"'\;`, c) {
+			return fmt.Errorf("%q: path contains %q", dir, c)
+		}
+	}
+	return nil
+}
+
+// accessibleTo checks that a user can reach dir (search permission on every
+// ancestor, read on dir): dnsmasq re-reads its hosts and options files after
+// dropping root. Without this check a SIGHUP would fail silently.
+func accessibleTo(dir, name string) error {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return fmt.Errorf("dnsmasq user: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	for d := dir; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		need := os.FileMode(0o1) // search
+		if d == dir {
+			need = 0o5 // read and search
+		}
+		if !permits(st, uid, gid, need) {
+			return fmt.Errorf("state directory %s: user %q (dnsmasq drops to it) cannot access %s (mode %v); make it world-searchable or use WithUser(\"root\")", dir, name, d, st.Mode().Perm())
+		}
+		if d == "/" {
+			return nil
+		}
+	}
+}
