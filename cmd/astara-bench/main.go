@@ -1,0 +1,65 @@
+// Command astara-bench runs Astara's benchmarks and prints their numbers
+// next to a baseline measured in the same run.
+//
+//	astara-bench appliance-fips [-sizes 10,100,1000,10000]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+
+	"github.com/astara-go/astara/internal/appliance/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "astara-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) >= 4 && args[0] == bench.InnerFlag {
+		n, err := strconv.Atoi(args[2])
+		if err != nil {
+			return fmt.Errorf("inner: bad size %q", args[2])
+		}
+		return bench.Inner(ctx, args[1], n, args[3])
+	}
+	if len(args) == 0 || args[0] != "appliance-fips" {
+		return fmt.Errorf("usage: astara-bench appliance-fips [-sizes 10,100,1000,10000]")
+	}
+	fs := flag.NewFlagSet("appliance-fips", flag.ContinueOnError)
+	sizesFlag := fs.String("sizes", "10,100,1000,10000", "comma-separated numbers of floating IPs")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	var sizes []int
+	for _, s := range strings.Split(*sizesFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 60000 {
+			return fmt.Errorf("-sizes: %q is not a number of floating IPs (1..60000)", s)
+		}
+		sizes = append(sizes, n)
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root (it creates network namespaces)")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	rows, err := bench.RunFIP(ctx, self, sizes)
+	if err != nil {
+		return err
+	}
+	bench.Print(os.Stdout, bench.Machine(), rows)
+	return nil
+}
