@@ -63,8 +63,12 @@ func FIPDocument(n int) *model.Document {
 	return doc
 }
 
-func fipAddr(i int) netip.Addr   { return netip.AddrFrom4([4]byte{172, 16, byte(i / 250), byte(i%250 + 1)}) }
-func fixedAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, byte(i / 250), byte(i%250 + 1)}) }
+func fipAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{172, 16, byte(i / 250), byte(i%250 + 1)})
+}
+func fixedAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, 0, byte(i / 250), byte(i%250 + 1)})
+}
 
 // RunFIPInNamespace measures one size. It must run inside a fresh network
 // namespace that has the links eth1, eth2, eth3 (see Setup).

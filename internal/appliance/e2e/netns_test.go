@@ -209,4 +209,3 @@ func daemonPIDs(t *testing.T, ns string, names ...string) map[string]int {
 	}
 	return out
 }
-

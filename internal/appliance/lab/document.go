@@ -30,7 +30,7 @@ func (l *Lab) Document(metadataPort uint16) *model.Document {
 			{
 				ID: "mgt-net-id", Type: model.NetworkManagement, V4ConfService: "static", V6ConfService: "static",
 				Interface: model.Interface{IfName: "ge0", Addresses: []netip.Prefix{l.ApplianceMgmt}, MTU: 1500},
-				Subnets: []model.Subnet{{ID: "mgt-subnet-id", CIDR: l.MgmtPrefix, GatewayIP: l.Orchestrator, DHCPEnabled: true}},
+				Subnets:   []model.Subnet{{ID: "mgt-subnet-id", CIDR: l.MgmtPrefix, GatewayIP: l.Orchestrator, DHCPEnabled: true}},
 			},
 			{
 				ID: "ext-net-id", Type: model.NetworkExternal, V4ConfService: "static", V6ConfService: "static",
