@@ -19,7 +19,9 @@
 package firewall
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -99,9 +101,41 @@ type Manager struct {
 	mu     sync.Mutex
 	sock   *nlSock
 	cache  *kernelState // mirror of the kernel's table; nil when unknown
+	memo   ruleMemo
 	closed bool
 
-	text atomic.Pointer[string]
+	snap atomic.Pointer[snapshot]
+}
+
+// snapshot is an applied state, rendered to text at most once, on demand.
+// It references the desired state the kernel was made to match, which
+// nothing modifies after build.
+type snapshot struct {
+	table string
+	d     *desired
+	once  sync.Once
+	text  string
+}
+
+func (s *snapshot) render() string {
+	s.once.Do(func() {
+		s.text = render(s.table, s.d.chains, func(name string) []kv {
+			switch name {
+			case SetInternalV4:
+				return kvs(s.d.intervals)
+			}
+			out := make([]kv, len(s.d.pairs))
+			for i, p := range s.d.pairs {
+				if name == MapFIPDNAT {
+					out[i] = kv{uint64(p.f), p.x}
+				} else {
+					out[i] = kv{uint64(p.x), p.f}
+				}
+			}
+			return out
+		})
+	})
+	return s.text
 }
 
 // New returns a Manager for the current network namespace. It opens a
@@ -119,7 +153,7 @@ func New(opts Options) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{table: table, log: log.With("table", "inet "+table)}
+	m := &Manager{table: table, log: log.With("table", "inet "+table), memo: ruleMemo{}}
 	var err error
 	if m.sock, err = dialNetfilter(); err != nil {
 		return nil, fmt.Errorf("firewall: %w", err)
@@ -148,12 +182,13 @@ func validObjName(s string) bool {
 // Table returns the name of the inet table the Manager owns.
 func (m *Manager) Table() string { return m.table }
 
-// Ruleset returns the applied ruleset in nft syntax, as rendered at the last
-// Apply that changed or first learnt it ("" before any Apply and after
-// Remove). It never blocks and does not touch the kernel.
+// Ruleset returns the applied ruleset in nft syntax ("" before any Apply and
+// after Remove). Apply keeps a snapshot of what it applied; the text is
+// rendered from it on the first call and cached, so polling is cheap. It
+// does not wait for a running Apply and does not touch the kernel.
 func (m *Manager) Ruleset() string {
-	if p := m.text.Load(); p != nil {
-		return *p
+	if s := m.snap.Load(); s != nil {
+		return s.render()
 	}
 	return ""
 }
@@ -227,9 +262,10 @@ func (m *Manager) Remove(ctx context.Context) error {
 	w.str(unix.NFTA_TABLE_NAME, m.table)
 	b.done()
 	err := m.sock.commit(ctx, b)
-	m.resetSock()
-	m.text.Store(nil)
+	m.cache = nil
+	m.snap.Store(nil)
 	if err != nil && !errors.Is(err, unix.ENOENT) {
+		m.resetSock()
 		return fmt.Errorf("firewall: remove table inet %s: %w", m.table, err)
 	}
 	m.log.Debug("table removed")
@@ -241,16 +277,17 @@ func (m *Manager) Remove(ctx context.Context) error {
 // sent to the kernel.
 func (m *Manager) Apply(ctx context.Context, s Spec) (Result, error) {
 	start := time.Now()
-	if err := validate(&s); err != nil {
-		return Result{}, err
-	}
-	d, err := build(&s)
+	pairs, err := validate(&s)
 	if err != nil {
-		return Result{}, fmt.Errorf("firewall: %w", err)
+		return Result{}, err
 	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	d, err := build(&s, pairs, m.memo)
+	if err != nil {
+		return Result{}, fmt.Errorf("firewall: %w", err)
+	}
 	var res Result
 	for attempt := 1; ; attempt++ {
 		if err := m.ready(ctx); err != nil {
@@ -281,9 +318,10 @@ func (m *Manager) Apply(ctx context.Context, s Spec) (Result, error) {
 			return res, fmt.Errorf("firewall: apply: %w", err)
 		}
 		if p.b.len() == 0 {
+			m.cache.fipInverse = true // the maps are the desired ones
 			res.Generation = m.cache.genid
-			if m.text.Load() == nil {
-				m.storeText(d)
+			if m.snap.Load() == nil {
+				m.storeSnapshot(d)
 			}
 			res.Duration = time.Since(start)
 			m.log.Debug("firewall up to date", "generation", res.Generation, "kernel_read", res.KernelRead, "took", res.Duration)
@@ -306,7 +344,7 @@ func (m *Manager) Apply(ctx context.Context, s Spec) (Result, error) {
 		res.Changed = true
 		res.Messages = p.b.len()
 		res.Generation = m.cache.genid
-		m.storeText(d)
+		m.storeSnapshot(d)
 		res.Duration = time.Since(start)
 		m.log.Debug("firewall applied", "generation", res.Generation, "messages", res.Messages,
 			"chains_rewritten", res.ChainsRewritten, "elements_added", res.ElementsAdded,
@@ -315,10 +353,9 @@ func (m *Manager) Apply(ctx context.Context, s Spec) (Result, error) {
 	}
 }
 
-func (m *Manager) storeText(d *desired) {
-	t := render(m.table, d.chains, func(name string) map[uint64]uint32 { return m.cache.sets[name].elems })
-	m.text.Store(&t)
-}
+// storeSnapshot records the applied state for Ruleset: the kernel now holds
+// exactly d.
+func (m *Manager) storeSnapshot(d *desired) { m.snap.Store(&snapshot{table: m.table, d: d}) }
 
 // ---------------------------------------------------------------- planning
 
@@ -334,10 +371,10 @@ type plan struct {
 }
 
 type setChange struct {
-	spec    setSpec
-	replace map[uint64]uint32 // non-nil: the set's whole new content
-	dels    []uint64
-	adds    []kv
+	spec  setSpec
+	fresh bool // the set was created or flushed: start from empty
+	dels  []uint64
+	adds  []kv
 }
 
 type kv struct {
@@ -500,72 +537,60 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 	}
 
 	// 4. Elements.
-	empty := map[uint64]uint32{}
-	current := func(name string) map[uint64]uint32 {
+	current := func(name string) *elemSet {
 		if setAct[name] == keepChain {
 			return k.sets[name].elems
 		}
-		return empty
+		return newElemSet(0)
 	}
 	// The interval set is small: refill it whole when it differs.
-	if cur := current(SetInternalV4); !sameElems(cur, d.intervals) {
-		sc := setChange{spec: setByName(SetInternalV4), replace: d.intervals}
-		if len(cur) > 0 {
+	if cur := current(SetInternalV4); !cur.equal(d.intervals) {
+		sc := setChange{spec: setByName(SetInternalV4), fresh: true}
+		if cur.len() > 0 {
 			w := b.add(s, unix.NFT_MSG_DELSETELEM, 0, "flush set "+SetInternalV4)
 			w.str(unix.NFTA_SET_ELEM_LIST_TABLE, tbl)
 			w.str(unix.NFTA_SET_ELEM_LIST_SET, SetInternalV4)
 			b.done()
-			p.counts.ElementsRemoved += len(cur)
+			p.counts.ElementsRemoved += cur.len()
 		}
-		adds := make([]kv, 0, len(d.intervals))
+		sc.adds = make([]kv, 0, len(d.intervals))
 		for key := range d.intervals {
-			adds = append(adds, kv{k: key})
+			sc.adds = append(sc.adds, kv{k: key})
 		}
 		// In address order, an interval's end before the next one's start,
 		// as nft sends them (the kernel checks overlaps as they arrive).
-		slices.SortFunc(adds, func(a, b kv) int {
+		slices.SortFunc(sc.adds, func(a, b kv) int {
 			ka, fa := keyOf(a.k)
 			kb, fb := keyOf(b.k)
 			if ka != kb {
-				return cmpU64(uint64(ka), uint64(kb))
+				return cmp.Compare(ka, kb)
 			}
-			return cmpU64(uint64(fb), uint64(fa))
+			return cmp.Compare(fb, fa)
 		})
-		m.elemMsgs(b, sc.spec, unix.NFT_MSG_NEWSETELEM, adds)
-		p.counts.ElementsAdded += len(adds)
+		m.elemMsgs(b, sc.spec, unix.NFT_MSG_NEWSETELEM, sc.adds)
+		p.counts.ElementsAdded += len(sc.adds)
 		p.sets = append(p.sets, sc)
 	} else if setAct[SetInternalV4] != keepChain {
-		p.sets = append(p.sets, setChange{spec: setByName(SetInternalV4), replace: d.intervals})
+		p.sets = append(p.sets, setChange{spec: setByName(SetInternalV4), fresh: true})
 	}
 	// The floating IP maps: only the difference.
-	dn, sn := current(MapFIPDNAT), current(MapFIPSNAT)
-	fd, err := diffFIPs(d.fips, dn, sn)
+	fd, err := diffFIPs(d.pairs, d.fips, current(MapFIPDNAT), current(MapFIPSNAT), k.fipInverse)
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range []struct {
-		name       string
-		dels       []uint64
-		adds       []kv
-		recreating bool
-	}{
-		{MapFIPDNAT, fd.dnDels, fd.dnAdds, setAct[MapFIPDNAT] != keepChain},
-		{MapFIPSNAT, fd.snDels, fd.snAdds, setAct[MapFIPSNAT] != keepChain},
+	for _, c := range []setChange{
+		{spec: setByName(MapFIPDNAT), dels: fd.dnDels, adds: fd.dnAdds, fresh: setAct[MapFIPDNAT] != keepChain},
+		{spec: setByName(MapFIPSNAT), dels: fd.snDels, adds: fd.snAdds, fresh: setAct[MapFIPSNAT] != keepChain},
 	} {
-		sp := setByName(c.name)
 		dels := make([]kv, len(c.dels))
 		for i, key := range c.dels {
 			dels[i] = kv{k: key}
 		}
-		m.elemMsgs(b, sp, unix.NFT_MSG_DELSETELEM, dels)
-		m.elemMsgs(b, sp, unix.NFT_MSG_NEWSETELEM, c.adds)
+		m.elemMsgs(b, c.spec, unix.NFT_MSG_DELSETELEM, dels)
+		m.elemMsgs(b, c.spec, unix.NFT_MSG_NEWSETELEM, c.adds)
 		p.counts.ElementsRemoved += len(c.dels)
 		p.counts.ElementsAdded += len(c.adds)
-		sc := setChange{spec: sp, dels: c.dels, adds: c.adds}
-		if c.recreating {
-			sc.replace, sc.dels = make(map[uint64]uint32, len(c.adds)), nil
-		}
-		p.sets = append(p.sets, sc)
+		p.sets = append(p.sets, c)
 	}
 
 	// 5. Fill the chains.
@@ -594,16 +619,6 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 	return p, nil
 }
 
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 func sameIDs(ids []ruleID, rules []*rule) bool {
 	if len(ids) != len(rules) {
 		return false
@@ -616,26 +631,31 @@ func sameIDs(ids []ruleID, rules []*rule) bool {
 	return true
 }
 
-func sameElems(a, b map[uint64]uint32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
 // elemMsgs adds or deletes elements, at most maxElemsPerMsg per message.
+// Every element has the same layout, so it is written from a template.
 func (m *Manager) elemMsgs(b *batch, sp setSpec, msg int, elems []kv) {
 	verb := map[int]string{unix.NFT_MSG_NEWSETELEM: "add", unix.NFT_MSG_DELSETELEM: "delete"}[msg]
 	var flags uint16
 	if msg == unix.NFT_MSG_NEWSETELEM {
 		flags = unix.NLM_F_CREATE
 	}
-	isMap := sp.flags&unix.NFT_SET_MAP != 0
+	withData := sp.flags&unix.NFT_SET_MAP != 0 && msg == unix.NFT_MSG_NEWSETELEM
+	// LIST_ELEM { KEY { VALUE u32 } [DATA { VALUE u32 }] [FLAGS u32] }
+	var tmpl msgBuf
+	el := tmpl.nest(unix.NFTA_LIST_ELEM)
+	kn := tmpl.nest(unix.NFTA_SET_ELEM_KEY)
+	tmpl.u32(unix.NFTA_DATA_VALUE, 0)
+	keyOff := len(tmpl.b) - 4
+	tmpl.endNest(kn)
+	dataOff := -1
+	if withData {
+		dn := tmpl.nest(unix.NFTA_SET_ELEM_DATA)
+		tmpl.u32(unix.NFTA_DATA_VALUE, 0)
+		dataOff = len(tmpl.b) - 4
+		tmpl.endNest(dn)
+	}
+	tmpl.endNest(el)
+	plain := tmpl.b
 	for len(elems) > 0 {
 		chunk := elems[:min(len(elems), maxElemsPerMsg)]
 		elems = elems[len(chunk):]
@@ -646,19 +666,21 @@ func (m *Manager) elemMsgs(b *batch, sp setSpec, msg int, elems []kv) {
 		l := w.nest(unix.NFTA_SET_ELEM_LIST_ELEMENTS)
 		for _, e := range chunk {
 			key, eflags := keyOf(e.k)
-			el := w.nest(unix.NFTA_LIST_ELEM)
-			kn := w.nest(unix.NFTA_SET_ELEM_KEY)
-			w.u32(unix.NFTA_DATA_VALUE, key)
-			w.endNest(kn)
-			if isMap && msg == unix.NFT_MSG_NEWSETELEM {
-				dn := w.nest(unix.NFTA_SET_ELEM_DATA)
-				w.u32(unix.NFTA_DATA_VALUE, e.v)
-				w.endNest(dn)
-			}
-			if eflags != 0 {
+			if eflags != 0 { // interval ends: rare, written in full
+				off := w.nest(unix.NFTA_LIST_ELEM)
+				n := w.nest(unix.NFTA_SET_ELEM_KEY)
+				w.u32(unix.NFTA_DATA_VALUE, key)
+				w.endNest(n)
 				w.u32(unix.NFTA_SET_ELEM_FLAGS, eflags)
+				w.endNest(off)
+				continue
 			}
-			w.endNest(el)
+			at := len(w.b)
+			w.b = append(w.b, plain...)
+			binary.BigEndian.PutUint32(w.b[at+keyOff:], key)
+			if dataOff >= 0 {
+				binary.BigEndian.PutUint32(w.b[at+dataOff:], e.v)
+			}
 		}
 		w.endNest(l)
 		b.done()
@@ -684,23 +706,21 @@ func (m *Manager) install(p *plan) {
 	}
 	for _, sc := range p.sets {
 		ks := k.sets[sc.spec.name]
-		if sc.replace != nil {
+		if sc.fresh {
 			spec := sc.spec
 			spec.id = 0
-			ks = &kset{spec: spec, elems: make(map[uint64]uint32, len(sc.replace)+len(sc.adds))}
-			for key, v := range sc.replace {
-				ks.elems[key] = v
-			}
+			ks = &kset{spec: spec, elems: newElemSet(len(sc.adds))}
 			k.sets[sc.spec.name] = ks
 		}
 		for _, key := range sc.dels {
-			delete(ks.elems, key)
+			ks.elems.del(key)
 		}
 		for _, e := range sc.adds {
-			ks.elems[e.k] = e.v
+			ks.elems.put(e.k, e.v)
 		}
 	}
 	k.genid = nextGen(k.genid)
+	k.fipInverse = true
 }
 
 // nextGen is the generation after one commit: the kernel skips 0.
@@ -710,80 +730,4 @@ func nextGen(g uint32) uint32 {
 		g++
 	}
 	return g
-}
-
-// ---------------------------------------------------------------- floating IPs
-
-type fipDiff struct {
-	dnDels, snDels []uint64
-	dnAdds, snAdds []kv
-}
-
-// diffFIPs computes the element changes of the two floating IP maps. The
-// common case (nothing changed) costs two map lookups per floating IP and no
-// allocation: if every desired pair is found in both maps and the maps hold
-// nothing else, they are equal and the desired addresses are unique.
-// Otherwise the desired maps are built, detecting duplicates.
-func diffFIPs(fips []FloatingIP, dn, sn map[uint64]uint32) (fipDiff, error) {
-	var out fipDiff
-	n := len(fips)
-	if len(dn) == n && len(sn) == n {
-		match := 0
-		for i := range fips {
-			f, x := v4(fips[i].Floating), v4(fips[i].Fixed)
-			if v, ok := dn[uint64(f)]; !ok || v != x {
-				break
-			}
-			if v, ok := sn[uint64(x)]; !ok || v != f {
-				break
-			}
-			match++
-		}
-		if match == n {
-			return out, nil
-		}
-	}
-	if err := checkFIPDups(fips); err != nil {
-		return out, err
-	}
-	wantDn, wantSn := fipElems(fips)
-	diffMap := func(cur, want map[uint64]uint32) (dels []uint64, adds []kv) {
-		for key, v := range want {
-			if c, ok := cur[key]; !ok {
-				adds = append(adds, kv{key, v})
-			} else if c != v {
-				dels = append(dels, key)
-				adds = append(adds, kv{key, v})
-			}
-		}
-		for key := range cur {
-			if _, ok := want[key]; !ok {
-				dels = append(dels, key)
-			}
-		}
-		slices.Sort(dels)
-		slices.SortFunc(adds, func(a, b kv) int { return cmpU64(a.k, b.k) })
-		return dels, adds
-	}
-	out.dnDels, out.dnAdds = diffMap(dn, wantDn)
-	out.snDels, out.snAdds = diffMap(sn, wantSn)
-	return out, nil
-}
-
-// checkFIPDups refuses two floating IPs with the same floating or fixed
-// address (neither map could hold both).
-func checkFIPDups(fips []FloatingIP) error {
-	floating := make(map[uint32]int, len(fips))
-	fixed := make(map[uint32]int, len(fips))
-	for i, f := range fips {
-		if j, ok := floating[v4(f.Floating)]; ok {
-			return invalid("FloatingIPs[%d].Floating: %s already used by FloatingIPs[%d]", i, f.Floating, j)
-		}
-		floating[v4(f.Floating)] = i
-		if j, ok := fixed[v4(f.Fixed)]; ok {
-			return invalid("FloatingIPs[%d].Fixed: %s already has floating IP %s (FloatingIPs[%d])", i, f.Fixed, fips[j].Floating, j)
-		}
-		fixed[v4(f.Fixed)] = i
-	}
-	return nil
 }

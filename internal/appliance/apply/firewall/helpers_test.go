@@ -166,12 +166,9 @@ func jsonElem(t testing.TB, e json.RawMessage) string {
 // wantElems is what nftElems should report for a spec.
 func wantElems(t testing.TB, s Spec) map[string][]string {
 	t.Helper()
-	d, err := build(&s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := buildSpec(t, s)
 	dn, sn := fipElems(s.FloatingIPs)
-	out := map[string][]string{SetInternalV4: intervalStrings(d.intervals)}
+	out := map[string][]string{SetInternalV4: intervalStrings(kvs(d.intervals))}
 	for name, m := range map[string]map[uint64]uint32{MapFIPDNAT: dn, MapFIPSNAT: sn} {
 		l := []string{}
 		for k, v := range m {
@@ -186,6 +183,20 @@ func wantElems(t testing.TB, s Spec) map[string][]string {
 		out[SetInternalV4] = []string{}
 	}
 	return out
+}
+
+// buildSpec validates and builds a spec.
+func buildSpec(t testing.TB, s Spec) *desired {
+	t.Helper()
+	pairs, err := validate(&s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := build(&s, pairs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // checkKernel verifies the kernel holds exactly what s asks for: chains as

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,6 +19,10 @@ type kernelState struct {
 	tableFlags uint32
 	chains     map[string]*kchain
 	sets       map[string]*kset
+	// fipInverse: the fip_snat elements are exactly the inverse of the
+	// fip_dnat ones. Not assumed after a kernel read; true after every
+	// successful Apply (the kernel then holds the desired maps).
+	fipInverse bool
 }
 
 type kchain struct {
@@ -29,7 +34,7 @@ type kchain struct {
 
 type kset struct {
 	spec   setSpec // id is always 0
-	elems  map[uint64]uint32
+	elems  *elemSet
 	broken bool // holds elements we cannot represent (e.g. a catch-all): recreate
 }
 
@@ -197,15 +202,38 @@ func (m *Manager) dumpTable(ctx context.Context) (*kernelState, error) {
 		return nil, fmt.Errorf("dump sets: %w", err)
 	}
 
+	// Elements of our sets. The kernel builds a dump in the context of the
+	// reader, so the sets are read concurrently, each on its own socket:
+	// the two big maps then cost the time of one.
+	var names []string
 	for name, ks := range k.sets {
 		want, known := setSpecByName(name)
 		want.id = 0
-		if !known || ks.spec != want {
-			continue // will be deleted or recreated: elements do not matter
+		if known && ks.spec == want { // else deleted or recreated: elements do not matter
+			ks.elems = newElemSet(0)
+			names = append(names, name)
 		}
-		ks.elems = make(map[uint64]uint32)
-		if err := m.dumpElems(ctx, name, ks); err != nil {
-			return nil, fmt.Errorf("dump elements of %s: %w", name, err)
+	}
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names[min(1, len(names)):] {
+		s, err := dialNetfilter()
+		if err != nil {
+			errs[i+1] = err
+			continue
+		}
+		wg.Go(func() {
+			defer s.close()
+			errs[i+1] = dumpElems(ctx, s, m.table, name, k.sets[name])
+		})
+	}
+	if len(names) > 0 {
+		errs[0] = dumpElems(ctx, m.sock, m.table, names[0], k.sets[names[0]])
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("dump elements of %s: %w", names[i], err)
 		}
 	}
 	return k, nil
@@ -221,10 +249,10 @@ func setSpecByName(name string) (setSpec, bool) {
 }
 
 // dumpElems reads every element of one of our sets (4-byte keys and data).
-func (m *Manager) dumpElems(ctx context.Context, set string, ks *kset) error {
-	return m.sock.request(ctx, nftType(unix.NFT_MSG_GETSETELEM), unix.NLM_F_DUMP, nfprotoInet,
+func dumpElems(ctx context.Context, s *nlSock, table, set string, ks *kset) error {
+	return s.request(ctx, nftType(unix.NFT_MSG_GETSETELEM), unix.NLM_F_DUMP, nfprotoInet,
 		func(w *msgBuf) {
-			w.str(unix.NFTA_SET_ELEM_LIST_TABLE, m.table)
+			w.str(unix.NFTA_SET_ELEM_LIST_TABLE, table)
 			w.str(unix.NFTA_SET_ELEM_LIST_SET, set)
 		},
 		func(msg nlMsg) error {
@@ -255,7 +283,7 @@ func (m *Manager) dumpElems(ctx context.Context, set string, ks *kset) error {
 						ks.broken = true
 						continue
 					}
-					ks.elems[elemKey(key, flags&unix.NFT_SET_ELEM_INTERVAL_END)] = data
+					ks.elems.put(elemKey(key, flags&unix.NFT_SET_ELEM_INTERVAL_END), data)
 				}
 			}
 			return nil

@@ -298,25 +298,24 @@ func TestTransactionRefusedOnStaleGeneration(t *testing.T) {
 	m := newManager(t, DefaultTable)
 	s := fipSpec(10)
 	apply(t, m, s)
-	d, err := build(&s)
-	if err != nil {
-		t.Fatal(err)
-	}
 	m.mu.Lock()
 	stale := *m.cache
 	stale.sets = map[string]*kset{}
 	for name, ks := range m.cache.sets {
 		c := *ks
-		c.elems = map[uint64]uint32{}
-		for k, v := range ks.elems {
-			c.elems[k] = v
+		m := map[uint64]uint32{}
+		for _, e := range ks.elems.elems() {
+			m[e.k] = e.v
 		}
+		c.elems = elemSetOf(m)
 		stale.sets[name] = &c
 	}
 	m.mu.Unlock()
 
 	nft(t, "add", "element", "inet", "astara", "fip_dnat", "{ 1.1.1.1 : 10.128.0.99 }")
-	d.fips = append(slices.Clone(d.fips), FloatingIP{Floating: ap("1.1.1.2"), Fixed: ap("10.128.0.98")})
+	s2 := fipSpec(10)
+	s2.FloatingIPs = append(s2.FloatingIPs, FloatingIP{Floating: ap("1.1.1.2"), Fixed: ap("10.128.0.98")})
+	d := buildSpec(t, s2)
 	m.mu.Lock()
 	p, err := m.plan(&stale, d)
 	if err == nil {

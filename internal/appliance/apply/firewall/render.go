@@ -1,7 +1,7 @@
 package firewall
 
 import (
-	"maps"
+	"cmp"
 	"math/bits"
 	"net/netip"
 	"slices"
@@ -13,8 +13,13 @@ import (
 
 // render writes the table in nft's list syntax: what `nft list table inet
 // <name>` prints, except that set elements are sorted and one per line.
-func render(table string, chains []*chain, elems func(name string) map[uint64]uint32) string {
+func render(table string, chains []*chain, elems func(name string) []kv) string {
 	var b strings.Builder
+	n := 0
+	for _, s := range sets {
+		n += 40 * len(elems(s.name))
+	}
+	b.Grow(n + 4096)
 	b.WriteString("table inet ")
 	b.WriteString(table)
 	b.WriteString(" {\n")
@@ -71,59 +76,61 @@ func chainHeader(c chainSpec) string {
 	return "type " + c.typ + " hook " + hookNames[c.hook] + " priority " + prio + "; policy " + policy + ";"
 }
 
-func renderSet(b *strings.Builder, s setSpec, elems map[uint64]uint32) {
-	kind := "set"
-	if s.flags&unix.NFT_SET_MAP != 0 {
-		kind = "map"
+func renderSet(b *strings.Builder, s setSpec, elems []kv) {
+	isMap := s.flags&unix.NFT_SET_MAP != 0
+	if isMap {
+		b.WriteString("\tmap " + s.name + " {\n\t\ttype ipv4_addr : ipv4_addr\n")
+	} else {
+		b.WriteString("\tset " + s.name + " {\n\t\ttype ipv4_addr\n")
 	}
-	b.WriteString("\t" + kind + " " + s.name + " {\n\t\ttype ipv4_addr")
-	if kind == "map" {
-		b.WriteString(" : ipv4_addr")
-	}
-	b.WriteString("\n")
+	n := len(elems)
 	if s.flags&unix.NFT_SET_INTERVAL != 0 {
 		b.WriteString("\t\tflags interval\n")
-	}
-	var items []string
-	if s.flags&unix.NFT_SET_INTERVAL != 0 {
-		items = intervalStrings(elems)
-	} else {
-		keys := slices.Sorted(maps.Keys(elems))
-		items = make([]string, 0, len(keys))
-		buf := make([]byte, 0, 40)
-		for _, k := range keys {
-			key, _ := keyOf(k)
-			buf = v4Addr(key).AppendTo(buf[:0])
-			if kind == "map" {
-				buf = append(buf, " : "...)
-				buf = v4Addr(elems[k]).AppendTo(buf)
-			}
-			items = append(items, string(buf))
-		}
-	}
-	if len(items) > 0 {
-		b.WriteString("\t\telements = { ")
+		items := intervalStrings(elems)
 		for i, it := range items {
-			if i > 0 {
-				b.WriteString(",\n\t\t\t     ")
-			}
+			elemSep(b, i)
 			b.WriteString(it)
 		}
+		n = len(items)
+	} else {
+		elems = slices.Clone(elems)
+		slices.SortFunc(elems, func(a, b kv) int { return cmp.Compare(a.k, b.k) })
+		var buf [40]byte
+		for i, e := range elems {
+			elemSep(b, i)
+			key, _ := keyOf(e.k)
+			line := v4Addr(key).AppendTo(buf[:0])
+			if isMap {
+				line = append(line, " : "...)
+				line = v4Addr(e.v).AppendTo(line)
+			}
+			b.Write(line)
+		}
+	}
+	if n > 0 {
 		b.WriteString(" }\n")
 	}
 	b.WriteString("\t}\n")
 }
 
+func elemSep(b *strings.Builder, i int) {
+	if i == 0 {
+		b.WriteString("\t\telements = { ")
+	} else {
+		b.WriteString(",\n\t\t\t     ")
+	}
+}
+
 // intervalStrings turns interval-set elements back into ranges, printed as
 // prefixes when they are one.
-func intervalStrings(elems map[uint64]uint32) []string {
+func intervalStrings(elems []kv) []string {
 	type edge struct {
 		at  uint64
 		end bool
 	}
 	edges := make([]edge, 0, len(elems))
-	for k := range elems {
-		key, flags := keyOf(k)
+	for _, e := range elems {
+		key, flags := keyOf(e.k)
 		edges = append(edges, edge{uint64(key), flags&unix.NFT_SET_ELEM_INTERVAL_END != 0})
 	}
 	slices.SortFunc(edges, func(a, b edge) int {
@@ -168,6 +175,14 @@ func rangeString(lo, hi uint64) string {
 	return v4Addr(uint32(lo)).String() + "-" + v4Addr(uint32(hi-1)).String()
 }
 
+func kvs(m map[uint64]uint32) []kv {
+	out := make([]kv, 0, len(m))
+	for k, v := range m {
+		out = append(out, kv{k, v})
+	}
+	return out
+}
+
 // fipElems builds the elements of the two floating IP maps.
 func fipElems(fips []FloatingIP) (dnat, snat map[uint64]uint32) {
 	dnat = make(map[uint64]uint32, len(fips))
@@ -181,10 +196,11 @@ func fipElems(fips []FloatingIP) (dnat, snat map[uint64]uint32) {
 
 // renderSpec renders the ruleset a Spec would produce (no kernel needed).
 func renderSpec(table string, s Spec) (string, error) {
-	if err := validate(&s); err != nil {
+	pairs, err := validate(&s)
+	if err != nil {
 		return "", err
 	}
-	d, err := build(&s)
+	d, err := build(&s, pairs, nil)
 	if err != nil {
 		return "", err
 	}
@@ -192,14 +208,14 @@ func renderSpec(table string, s Spec) (string, error) {
 		return "", err
 	}
 	dn, sn := fipElems(s.FloatingIPs)
-	return render(table, d.chains, func(name string) map[uint64]uint32 {
+	return render(table, d.chains, func(name string) []kv {
 		switch name {
 		case SetInternalV4:
-			return d.intervals
+			return kvs(d.intervals)
 		case MapFIPDNAT:
-			return dn
+			return kvs(dn)
 		default:
-			return sn
+			return kvs(sn)
 		}
 	}), nil
 }

@@ -100,8 +100,15 @@ type desired struct {
 	chains    []*chain
 	sets      []setSpec
 	intervals map[uint64]uint32 // elements of SetInternalV4 (see elemKey)
-	fips      []FloatingIP
+	pairs     []fipPair         // the floating IPs, validated
+	fips      []FloatingIP      // the same, for error messages
 }
+
+// ruleMemo remembers encoded rules by chain and text, so that an Apply
+// whose rules did not change does not encode and hash them again.
+type ruleMemo map[string]*rule
+
+const maxMemo = 4096
 
 var sets = []setSpec{
 	{name: SetInternalV4, id: 1, flags: unix.NFT_SET_INTERVAL, keyType: typeIPv4Addr, keyLen: 4},
@@ -132,40 +139,44 @@ func v4Addr(u uint32) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
-// build computes the desired ruleset of a validated Spec.
-func build(s *Spec) (*desired, error) {
-	d := &desired{sets: sets, fips: s.FloatingIPs}
+// build computes the desired ruleset of a validated Spec; memo may be nil.
+func build(s *Spec, pairs []fipPair, memo ruleMemo) (*desired, error) {
+	d := &desired{sets: sets, pairs: pairs, fips: s.FloatingIPs}
+	if len(memo) > maxMemo {
+		clear(memo)
+	}
+	add := func(c *chain, r *ruleBuilder) { c.rules = append(c.rules, r.finish(c.name, memo)) }
 	ext := s.External
 
 	// input: policy drop.
 	in := &chain{chainSpec: chainSpec{name: ChainInput, typ: "filter", hook: hookInput, prio: 0, policy: policyDrop}}
-	in.add(newRule().iifname("lo").accept())
-	in.add(newRule().ctEstablished().accept())
-	in.add(newRule().icmpEcho().accept())
-	in.add(newRule().icmpv6().accept())
+	add(in, newRule().iifname("lo").accept())
+	add(in, newRule().ctEstablished().accept())
+	add(in, newRule().icmpEcho().accept())
+	add(in, newRule().icmpv6().accept())
 	for _, m := range s.Management {
 		for _, p := range s.ManagementTCPPorts {
-			in.add(newRule().iifname(m).dport(unix.IPPROTO_TCP, p).accept())
+			add(in, newRule().iifname(m).dport(unix.IPPROTO_TCP, p).accept())
 		}
 	}
 	for _, t := range s.Tenants {
 		if t.DHCPv4 {
-			in.add(newRule().iifname(t.IfName).dport(unix.IPPROTO_UDP, 67).accept())
+			add(in, newRule().iifname(t.IfName).dport(unix.IPPROTO_UDP, 67).accept())
 		}
 		if t.DHCPv6 {
-			in.add(newRule().iifname(t.IfName).dport(unix.IPPROTO_UDP, 547).accept())
+			add(in, newRule().iifname(t.IfName).dport(unix.IPPROTO_UDP, 547).accept())
 		}
 		if t.DNS {
-			in.add(newRule().iifname(t.IfName).dport(unix.IPPROTO_UDP, 53).accept())
-			in.add(newRule().iifname(t.IfName).dport(unix.IPPROTO_TCP, 53).accept())
+			add(in, newRule().iifname(t.IfName).dport(unix.IPPROTO_UDP, 53).accept())
+			add(in, newRule().iifname(t.IfName).dport(unix.IPPROTO_TCP, 53).accept())
 		}
 		if t.Internal && t.Metadata.IsValid() {
-			in.add(newRule().iifname(t.IfName).ipAddr(false, t.Metadata.Addr()).dport(unix.IPPROTO_TCP, t.Metadata.Port()).accept())
+			add(in, newRule().iifname(t.IfName).ipAddr(false, t.Metadata.Addr()).dport(unix.IPPROTO_TCP, t.Metadata.Port()).accept())
 		}
 	}
 	if ext != nil {
 		for _, p := range ext.BGPPeers {
-			in.add(newRule().iifname(ext.IfName).ipAddr(true, p).dport(unix.IPPROTO_TCP, 179).accept())
+			add(in, newRule().iifname(ext.IfName).ipAddr(true, p).dport(unix.IPPROTO_TCP, 179).accept())
 		}
 	}
 
@@ -181,28 +192,28 @@ func build(s *Spec) (*desired, error) {
 
 	for _, t := range s.Tenants {
 		if t.Internal && t.Metadata.IsValid() {
-			dnat.add(newRule().iifname(t.IfName).ipAddr(false, metadataAddr).dport(unix.IPPROTO_TCP, 80).dnatTo(t.Metadata))
+			add(dnat, newRule().iifname(t.IfName).ipAddr(false, metadataAddr).dport(unix.IPPROTO_TCP, 80).dnatTo(t.Metadata))
 		}
 	}
 	if ext != nil {
-		markPre.add(newRule().iifname(ext.IfName).nfproto4().setMark())
-		markPre.add(newRule().ipInSet(false, SetInternalV4).setMark())
-		markOut.add(newRule().nfproto4().setMark())
+		add(markPre, newRule().iifname(ext.IfName).nfproto4().setMark())
+		add(markPre, newRule().ipInSet(false, SetInternalV4).setMark())
+		add(markOut, newRule().nfproto4().setMark())
 
-		dnat.add(newRule().iifname(ext.IfName).natMap(true))
+		add(dnat, newRule().iifname(ext.IfName).natMap(true))
 		for _, t := range s.Tenants {
 			if t.Internal { // hairpin: VMs reaching other VMs by floating IP
-				dnat.add(newRule().iifname(t.IfName).natMap(true))
+				add(dnat, newRule().iifname(t.IfName).natMap(true))
 			}
 		}
 
-		snat.add(newRule().markIs().ret())
+		add(snat, newRule().markIs().ret())
 		for _, m := range s.Management {
-			snat.add(newRule().oifname(m).ret())
+			add(snat, newRule().oifname(m).ret())
 		}
-		snat.add(newRule().ipInSet(true, SetInternalV4).natMap(false))
+		add(snat, newRule().ipInSet(true, SetInternalV4).natMap(false))
 		if ext.SNATAddr.IsValid() {
-			snat.add(newRule().ipInSet(true, SetInternalV4).snatTo(ext.SNATAddr))
+			add(snat, newRule().ipInSet(true, SetInternalV4).snatTo(ext.SNATAddr))
 		}
 	}
 	d.chains = []*chain{in, fwd, markPre, markOut, dnat, snat}
@@ -258,8 +269,6 @@ func intervalElems(prefixes []netip.Prefix) map[uint64]uint32 {
 	}
 	return out
 }
-
-func (c *chain) add(r *ruleBuilder) { c.rules = append(c.rules, r.finish(c.name)) }
 
 // ---------------------------------------------------------------- rule builder
 
@@ -407,8 +416,13 @@ func (r *ruleBuilder) ret() *ruleBuilder    { return r.verdict(expr.VerdictRetur
 
 // finish encodes the expressions and derives the rule id from the chain
 // name, the encoded expressions and the text.
-func (r *ruleBuilder) finish(chainName string) *rule {
-	out := &rule{text: strings.Join(r.words, " ")}
+func (r *ruleBuilder) finish(chainName string, memo ruleMemo) *rule {
+	text := strings.Join(r.words, " ")
+	key := chainName + "\x00" + text
+	if hit, ok := memo[key]; ok {
+		return hit
+	}
+	out := &rule{text: text}
 	var w msgBuf
 	for _, x := range r.exprs {
 		b, err := expr.Marshal(unix.NFPROTO_INET, x)
@@ -431,6 +445,9 @@ func (r *ruleBuilder) finish(chainName string) *rule {
 	h.Write([]byte{0})
 	h.Write([]byte(out.text))
 	copy(out.id[:], h.Sum(nil))
+	if memo != nil {
+		memo[key] = out
+	}
 	return out
 }
 

@@ -183,10 +183,22 @@ func TestIntervalElems(t *testing.T) {
 				t.Errorf("%v: elements %x, want %x", c.in, keysOf(got), c.elems)
 			}
 		}
-		if txt := intervalStrings(got); !slices.Equal(txt, c.text) {
+		if txt := intervalStrings(kvs(got)); !slices.Equal(txt, c.text) {
 			t.Errorf("%v: rendered %q, want %q", c.in, txt, c.text)
 		}
 	}
+}
+
+func sameElems(a, b map[uint64]uint32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }
 
 func keysOf(m map[uint64]uint32) []uint64 {
@@ -199,11 +211,17 @@ func keysOf(m map[uint64]uint32) []uint64 {
 }
 
 func TestRuleIDs(t *testing.T) {
-	d1, err := build(ptr(fullSpec()))
+	d1 := buildSpec(t, fullSpec())
+	memo := ruleMemo{}
+	s0 := fullSpec()
+	pairs, _ := validate(&s0)
+	d2, err := build(&s0, pairs, memo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d2, _ := build(ptr(fullSpec()))
+	if d2again, _ := build(&s0, pairs, memo); d2again.chains[0].rules[0] != d2.chains[0].rules[0] {
+		t.Error("memo not used")
+	}
 	seen := map[ruleID]string{}
 	for ci, c := range d1.chains {
 		for ri, r := range c.rules {
@@ -223,7 +241,7 @@ func TestRuleIDs(t *testing.T) {
 	// The same rule text in two chains gets two ids; a changed rule a new id.
 	s := fullSpec()
 	s.External.SNATAddr = ap("172.16.0.3")
-	d3, _ := build(&s)
+	d3, _ := build(&s, pairs, memo)
 	post1, post3 := d1.chains[5].rules, d3.chains[5].rules
 	if post1[len(post1)-1].id == post3[len(post3)-1].id {
 		t.Error("changed SNAT rule kept its id")
@@ -239,23 +257,44 @@ func TestRuleIDs(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func TestDiffFIPs(t *testing.T) {
 	fips := []FloatingIP{{ap("1.0.0.1"), ap("10.0.0.1")}, {ap("1.0.0.2"), ap("10.0.0.2")}}
-	dn, sn := fipElems(fips)
-	d, err := diffFIPs(fips, dn, sn)
-	if err != nil || len(d.dnAdds)+len(d.dnDels)+len(d.snAdds)+len(d.snDels) != 0 {
-		t.Fatalf("identical: %+v %v", d, err)
+	diff := func(fips []FloatingIP, dn, sn *elemSet, inverse bool) (fipDiff, error) {
+		s := Spec{External: &External{IfName: "e"}, FloatingIPs: fips}
+		pairs, err := validate(&s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return diffFIPs(pairs, fips, dn, sn, inverse)
 	}
-	// Exact duplicate entry: the fast path must not accept it.
-	if _, err := diffFIPs(append(slices.Clone(fips), fips[0]), dn, sn); err == nil {
-		t.Error("duplicate entry accepted")
+	mirror := func() (*elemSet, *elemSet) { dn, sn := fipElems(fips); return elemSetOf(dn), elemSetOf(sn) }
+	dn, sn := mirror()
+	for i := range 6 { // the epochs must not leak from one diff into the next
+		d, err := diff(fips, dn, sn, i%2 == 0)
+		if err != nil || len(d.dnAdds)+len(d.dnDels)+len(d.snAdds)+len(d.snDels) != 0 {
+			t.Fatalf("identical: %+v %v", d, err)
+		}
+	}
+	// Duplicates are refused whichever way they arise.
+	for name, bad := range map[string][]FloatingIP{
+		"same entry twice":         append(slices.Clone(fips), fips[0]),
+		"floating twice, known":    append(slices.Clone(fips), FloatingIP{ap("1.0.0.1"), ap("10.0.0.9")}),
+		"floating twice, new":      append(slices.Clone(fips), FloatingIP{ap("1.0.0.7"), ap("10.0.0.8")}, FloatingIP{ap("1.0.0.7"), ap("10.0.0.9")}),
+		"fixed twice, known first": {{ap("1.0.0.9"), ap("10.0.0.1")}, fips[0], fips[1]},
+		"fixed twice, new":         append(slices.Clone(fips), FloatingIP{ap("1.0.0.7"), ap("10.0.0.8")}, FloatingIP{ap("1.0.0.8"), ap("10.0.0.8")}),
+	} {
+		dn, sn := mirror()
+		for _, inverse := range []bool{false, true} {
+			if _, err := diff(bad, dn, sn, inverse); !errors.Is(err, ErrInvalidSpec) {
+				t.Errorf("%s (inverse %v): %v", name, inverse, err)
+			}
+		}
 	}
 	// Re-pointing a floating IP: delete + add in dnat; snat loses the old
 	// fixed and gains the new one.
+	dn, sn = mirror()
 	moved := []FloatingIP{{ap("1.0.0.1"), ap("10.0.0.9")}, fips[1]}
-	d, err = diffFIPs(moved, dn, sn)
+	d, err := diff(moved, dn, sn, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,9 +305,69 @@ func TestDiffFIPs(t *testing.T) {
 		t.Errorf("snat diff %+v", d)
 	}
 	// Removing everything.
-	d, _ = diffFIPs(nil, dn, sn)
+	dn, sn = mirror()
+	d, _ = diff(nil, dn, sn, true)
 	if len(d.dnDels) != 2 || len(d.snDels) != 2 || len(d.dnAdds)+len(d.snAdds) != 0 {
 		t.Errorf("remove all: %+v", d)
+	}
+	// A snat map that is not the inverse (say, after an external edit) is
+	// repaired when inverse is false; with inverse the caller vouches for it.
+	dn, sn = mirror()
+	sn.put(uint64(v4(ap("10.0.0.77"))), v4(ap("1.0.0.77")))
+	sn.del(uint64(v4(ap("10.0.0.1"))))
+	d, _ = diff(fips, dn, sn, false)
+	if len(d.snDels) != 1 || len(d.snAdds) != 1 || len(d.dnAdds)+len(d.dnDels) != 0 {
+		t.Errorf("snat repair: %+v", d)
+	}
+	// From empty maps.
+	d, _ = diff(fips, newElemSet(0), newElemSet(0), false)
+	if len(d.dnAdds) != 2 || len(d.snAdds) != 2 || len(d.dnDels)+len(d.snDels) != 0 {
+		t.Errorf("from empty: %+v", d)
+	}
+}
+
+func TestElemSet(t *testing.T) {
+	e := newElemSet(0)
+	for i := range uint64(10) {
+		e.put(i, uint32(i))
+	}
+	e.del(3)
+	e.del(7)
+	e.put(100, 1)
+	e.put(5, 55) // update
+	if e.len() != 9 {
+		t.Errorf("len %d", e.len())
+	}
+	if v, ok := e.get(5); !ok || v != 55 {
+		t.Errorf("get(5) = %d %v", v, ok)
+	}
+	if _, ok := e.get(3); ok {
+		t.Error("deleted element found")
+	}
+	got := map[uint64]uint32{}
+	for _, x := range e.elems() {
+		got[x.k] = x.v
+	}
+	if !e.equal(got) || len(got) != 9 || got[100] != 1 {
+		t.Errorf("elems %v", got)
+	}
+	ep := e.nextEpoch()
+	for _, k := range []uint64{0, 1, 2, 4, 5, 6, 8} {
+		e.m[k] = elemVal{val: e.m[k].val, mark: ep}
+	}
+	if u := e.unmarked(); !slices.Equal(slices.Sorted(slices.Values(u)), []uint64{9, 100}) {
+		t.Errorf("unmarked %v", u)
+	}
+	// A new epoch unmarks everything; wrap-around resets the marks
+	// instead of colliding with old ones.
+	e.nextEpoch()
+	if len(e.unmarked()) != 9 {
+		t.Error("marks leaked into the next epoch")
+	}
+	e.epoch = ^uint32(0)
+	e.m[1] = elemVal{val: 1, mark: 1}
+	if ep := e.nextEpoch(); ep != 1 || len(e.unmarked()) != 9 {
+		t.Errorf("wrap: epoch %d, unmarked %d", ep, len(e.unmarked()))
 	}
 }
 

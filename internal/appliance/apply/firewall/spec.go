@@ -84,21 +84,68 @@ func checkIfName(field, name string) error {
 }
 
 func checkV4(field string, a netip.Addr) error {
-	switch {
-	case !a.IsValid():
-		return invalid("%s: missing address", field)
-	case !a.Is4():
-		return invalid("%s: %s is not an IPv4 address", field, a)
-	case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return invalid("%s: %s is not a unicast address", field, a)
+	if p := v4Problem(a); p != "" {
+		return invalid("%s: %s", field, p)
 	}
 	return nil
 }
 
+// v4Problem says what is wrong with a unicast IPv4 address ("" if nothing);
+// it does not allocate when the address is fine.
+func v4Problem(a netip.Addr) string {
+	if !a.Is4() {
+		if !a.IsValid() {
+			return "missing address"
+		}
+		return a.String() + " is not an IPv4 address"
+	}
+	if !unicast4(v4(a)) {
+		return a.String() + " is not a unicast address"
+	}
+	return ""
+}
+
+// unicast4 is false for 0.0.0.0, multicast and the broadcast address.
+func unicast4(u uint32) bool { return u != 0 && u>>28 != 0xe && u != 0xffffffff }
+
+// fipPair is a validated floating IP in compact form (addresses as
+// big-endian uint32).
+type fipPair struct{ f, x uint32 }
+
 // validate checks everything that does not need a map over the floating IPs
 // (duplicate floating or fixed addresses are detected while diffing, before
-// anything is sent to the kernel).
-func validate(s *Spec) error {
+// anything is sent to the kernel) and returns the floating IPs in compact
+// form.
+func validate(s *Spec) ([]fipPair, error) {
+	if err := validateNetworks(s); err != nil {
+		return nil, err
+	}
+	var snat uint32 // 0 is never a valid floating IP
+	if s.External != nil && s.External.SNATAddr.Is4() {
+		snat = v4(s.External.SNATAddr)
+	}
+	pairs := make([]fipPair, len(s.FloatingIPs))
+	for i := range s.FloatingIPs {
+		f := &s.FloatingIPs[i]
+		var fu, xu uint32
+		if f.Floating.Is4() && f.Fixed.Is4() {
+			fu, xu = v4(f.Floating), v4(f.Fixed)
+		}
+		if !unicast4(fu) || !unicast4(xu) || fu == snat {
+			if p := v4Problem(f.Floating); p != "" {
+				return nil, invalid("FloatingIPs[%d].Floating: %s", i, p)
+			}
+			if p := v4Problem(f.Fixed); p != "" {
+				return nil, invalid("FloatingIPs[%d].Fixed: %s", i, p)
+			}
+			return nil, invalid("FloatingIPs[%d].Floating: %s is the router's SNAT address", i, f.Floating)
+		}
+		pairs[i] = fipPair{fu, xu}
+	}
+	return pairs, nil
+}
+
+func validateNetworks(s *Spec) error {
 	seen := make(map[string]string)
 	useIf := func(field, name string) error {
 		if err := checkIfName(field, name); err != nil {
@@ -183,22 +230,6 @@ func validate(s *Spec) error {
 	}
 	if len(s.FloatingIPs) > 0 && s.External == nil {
 		return invalid("FloatingIPs: %d floating IPs but no external network", len(s.FloatingIPs))
-	}
-	var snat netip.Addr
-	if s.External != nil {
-		snat = s.External.SNATAddr
-	}
-	for i := range s.FloatingIPs {
-		f := &s.FloatingIPs[i]
-		if err := checkV4(fmt.Sprintf("FloatingIPs[%d].Floating", i), f.Floating); err != nil {
-			return err
-		}
-		if err := checkV4(fmt.Sprintf("FloatingIPs[%d].Fixed", i), f.Fixed); err != nil {
-			return err
-		}
-		if snat.IsValid() && f.Floating == snat {
-			return invalid("FloatingIPs[%d].Floating: %s is the router's SNAT address", i, f.Floating)
-		}
 	}
 	return nil
 }
