@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -18,11 +20,11 @@ const MaxDocumentSize = 32 << 20
 // missing field from a zero value; addresses stay strings so that a bad one
 // is reported with its path rather than as an opaque parse error.
 type wireDocument struct {
-	Generation       *json.Number               `json:"generation"`
+	Generation       *wireNumber                `json:"generation"`
 	TenantID         *string                    `json:"tenant_id"`
 	Hostname         *string                    `json:"hostname"`
-	ASN              *json.Number               `json:"asn"`
-	NeighborASN      *json.Number               `json:"neighbor_asn"`
+	ASN              *wireNumber                `json:"asn"`
+	NeighborASN      *wireNumber                `json:"neighbor_asn"`
 	DefaultV4Gateway *string                    `json:"default_v4_gateway"`
 	HAResource       *bool                      `json:"ha_resource"`
 	Networks         []wireNetwork              `json:"networks"`
@@ -42,17 +44,17 @@ type wireNetwork struct {
 	Type          *string          `json:"network_type"`
 	V4ConfService *string          `json:"v4_conf_service"`
 	V6ConfService *string          `json:"v6_conf_service"`
-	MTU           *json.Number     `json:"mtu"`
+	MTU           *wireNumber      `json:"mtu"`
 	Interface     *wireInterface   `json:"interface"`
 	Subnets       []wireSubnet     `json:"subnets"`
 	Allocations   []wireAllocation `json:"allocations"`
 }
 
 type wireInterface struct {
-	IfName    *string      `json:"ifname"`
-	Addresses []string     `json:"addresses"`
-	MTU       *json.Number `json:"mtu"`
-	LLAddr    string       `json:"lladdr"`
+	IfName    *string     `json:"ifname"`
+	Addresses []string    `json:"addresses"`
+	MTU       *wireNumber `json:"mtu"`
+	LLAddr    string      `json:"lladdr"`
 }
 
 type wireSubnet struct {
@@ -76,15 +78,44 @@ type wireAllocation struct {
 	DeviceID    *string         `json:"device_id"`
 }
 
+// wireNumber is a JSON number kept as its literal text. Unlike json.Number it
+// refuses strings: with json.Number, "mtu": "big" failed with an error that
+// named no field, and "mtu": "1500" was silently accepted. Anything but a
+// number is reported as an *json.UnmarshalTypeError, to which the decoder
+// adds the field's path.
+type wireNumber string
+
+func (n *wireNumber) UnmarshalJSON(b []byte) error {
+	kind := "null" // b is one valid JSON value
+	if len(b) > 0 {
+		switch b[0] {
+		case '"':
+			kind = "string"
+		case 't', 'f':
+			kind = "bool"
+		case '[':
+			kind = "array"
+		case '{':
+			kind = "object"
+		case 'n':
+			return nil
+		default:
+			*n = wireNumber(b)
+			return nil
+		}
+	}
+	return &json.UnmarshalTypeError{Value: kind, Type: reflect.TypeFor[json.Number]()}
+}
+
 type wireFloatingIP struct {
 	FloatingIP *string `json:"floating_ip"`
 	FixedIP    *string `json:"fixed_ip"`
 }
 
 type wireOrchestrator struct {
-	Address      *string      `json:"address"`
-	MetadataPort *json.Number `json:"metadata_port"`
-	Host         string       `json:"host"`
+	Address      *string     `json:"address"`
+	MetadataPort *wireNumber `json:"metadata_port"`
+	Host         string      `json:"host"`
 }
 
 // EnabledServices are the advanced services this appliance provides.
@@ -139,8 +170,9 @@ func strictUnmarshal(data []byte, v any) error {
 	if dec.More() {
 		return errors.New("unexpected data after the JSON value")
 	}
-	// A trailing token that is not a value (e.g. "}") is caught here.
-	if _, err := dec.Token(); err == nil {
+	// A trailing token that is not a value (e.g. "}") is caught here: More
+	// reports false for it, and Token fails on it with an error other than EOF.
+	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("unexpected data after the JSON value")
 	}
 	return nil
@@ -186,17 +218,30 @@ func (w *wireDocument) unsupported() error {
 	}
 	slices.Sort(names)
 	for _, name := range names {
+		if name == "" {
+			// Not a request for a service we lack: a malformed document.
+			return &ValidationError{Errors: []FieldError{{Field: "services", Msg: "a service name must not be empty"}}}
+		}
 		if !slices.Contains(enabledServices, name) {
 			return &UnsupportedError{Service: name}
 		}
 	}
-	for kind, raw := range w.VPN {
+	kinds := make([]string, 0, len(w.VPN))
+	for kind := range w.VPN {
+		kinds = append(kinds, kind)
+	}
+	slices.Sort(kinds)
+	for _, kind := range kinds {
+		raw := w.VPN[kind]
 		var list []json.RawMessage
 		if json.Unmarshal(raw, &list) == nil && len(list) == 0 {
 			continue
 		}
 		if string(raw) == "null" {
 			continue
+		}
+		if kind == "" {
+			return &ValidationError{Errors: []FieldError{{Field: "vpn", Msg: "a VPN kind must not be empty"}}}
 		}
 		return &UnsupportedError{Service: "vpn/" + kind}
 	}
@@ -263,7 +308,16 @@ func (w *wireDocument) convert(e *errs) *Document {
 	}
 	d.Labels = convertCIDRMap(e, "labels", w.Labels)
 	d.AddressBook = convertCIDRMap(e, "address_book", w.AddressBook)
-	d.Anchors = w.Anchors
+	// Anchors are echoed: keep them in the form json.Marshal writes them
+	// (compact, HTML-escaped) so that a decoded document round-trips.
+	for _, a := range w.Anchors {
+		b, err := json.Marshal(a)
+		if err != nil {
+			e.add(idx("anchors", len(d.Anchors)), "%v", err)
+			continue
+		}
+		d.Anchors = append(d.Anchors, b)
+	}
 	return d
 }
 
@@ -349,7 +403,7 @@ func (w *wireAllocation) convert(e *errs, path string) Allocation {
 	if w.IPAddresses == nil {
 		e.add(path+".ip_addresses", "required")
 	}
-	if len(w.IPAddresses) > 0 {
+	if w.IPAddresses != nil {
 		a.IPAddresses = make(map[netip.Addr]bool, len(w.IPAddresses))
 		keys := make([]string, 0, len(w.IPAddresses))
 		for k := range w.IPAddresses {
@@ -387,9 +441,9 @@ func deref(s *string) string {
 	return *s
 }
 
-func parseUint(e *errs, field string, n json.Number, lo, hi uint64) uint64 {
+func parseUint(e *errs, field string, n wireNumber, lo, hi uint64) uint64 {
 	var v uint64
-	if _, err := fmt.Sscan(n.String(), &v); err != nil || n.String() != fmt.Sprint(v) || v < lo || v > hi {
+	if _, err := fmt.Sscan(string(n), &v); err != nil || string(n) != fmt.Sprint(v) || v < lo || v > hi {
 		e.add(field, "must be an integer between %d and %d, not %s", lo, hi, n)
 		return 0
 	}

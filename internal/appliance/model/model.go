@@ -176,8 +176,12 @@ func GenericIndex(ifname string) (int, bool) {
 	if !ok || digits == "" || len(digits) > 4 || (len(digits) > 1 && digits[0] == '0') {
 		return 0, false
 	}
+	// Digits only: strconv.Atoi alone also takes a sign ("ge+1", "ge-0").
+	if strings.ContainsFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) {
+		return 0, false
+	}
 	n, err := strconv.Atoi(digits)
-	if err != nil || n < 0 {
+	if err != nil {
 		return 0, false
 	}
 	return n, true

@@ -192,10 +192,11 @@ func validateSubnet(e *errs, path string, s *Subnet, ids map[string]string) {
 }
 
 func (n *Network) validateAllocation(e *errs, path string, a *Allocation) {
-	if a.MACAddress != "" {
-		if hw, err := net.ParseMAC(a.MACAddress); err != nil || len(hw) != 6 || len(a.MACAddress) != 17 {
-			e.add(path+".mac_address", "%q is not a MAC address (aa:bb:cc:dd:ee:ff)", a.MACAddress)
-		}
+	// An empty MAC would become a "dhcp-host=,<ip>,<name>" line dnsmasq rejects.
+	if a.MACAddress == "" {
+		e.add(path+".mac_address", "required")
+	} else if hw, err := net.ParseMAC(a.MACAddress); err != nil || len(hw) != 6 || len(a.MACAddress) != 17 {
+		e.add(path+".mac_address", "%q is not a MAC address (aa:bb:cc:dd:ee:ff)", a.MACAddress)
 	}
 	if a.Hostname == "" {
 		e.add(path+".hostname", "required")
