@@ -1,0 +1,306 @@
+// Package bird runs one BIRD 2 per appliance: IPv6 router advertisements on
+// the tenant networks and BGP with the upstream routers, announcing the
+// tenant IPv6 prefixes (the BIRD 2 equivalent of the original's bird6).
+//
+// Every file lives in the state directory given to New:
+//
+//	bird.conf     configuration (checked with "bird -p" before it is installed)
+//	bird.ctl      control socket (birdc -s)
+//	bird.pid, bird.log, bird.out (stdout/stderr)
+//	bird.pending  exists while the configuration changed but BIRD was not told yet
+//
+// BIRD runs as "bird -c bird.conf -s bird.ctl -P bird.pid -f" under a
+// daemon.Process. A changed configuration is loaded with "birdc configure"
+// (no restart: unchanged BGP sessions stay up); an identical one does nothing.
+package bird
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/astara-go/astara/internal/appliance/apply/daemon"
+)
+
+// Action says what Apply did to BIRD.
+type Action string
+
+// The actions Apply reports.
+const (
+	ActionNone         Action = "none"         // nothing changed
+	ActionStarted      Action = "started"      // BIRD was not running
+	ActionReconfigured Action = "reconfigured" // birdc configure with the new configuration
+	ActionStopped      Action = "stopped"      // nothing to do: no IPv6 tenant subnet, no BGP
+)
+
+// Result reports what Apply did.
+type Result struct {
+	Action Action
+	// PID is BIRD's pid after Apply (0 when stopped).
+	PID int
+	// Changed says whether the configuration file was rewritten.
+	Changed bool
+}
+
+// File names in the state directory.
+const (
+	confName    = "bird.conf"
+	sockName    = "bird.ctl"
+	pidName     = "bird.pid"
+	logName     = "bird.log"
+	outName     = "bird.out"
+	pendingName = "bird.pending"
+)
+
+// maxSocketPath is the room in sockaddr_un.sun_path.
+const maxSocketPath = 107
+
+// Daemon manages the BIRD of one appliance. Its methods are safe for
+// concurrent use (they are serialized).
+type Daemon struct {
+	dir                           string
+	conf, sock, pid, log, pending string
+	birdPath, birdcPath           string
+	logger                        *slog.Logger
+	dcfg                          daemon.Config
+
+	mu   sync.Mutex
+	proc *daemon.Process
+}
+
+// Option configures a Daemon.
+type Option func(*Daemon)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(d *Daemon) { d.logger = l } }
+
+// WithBinaries sets the bird and birdc executables (default from PATH).
+func WithBinaries(bird, birdc string) Option {
+	return func(d *Daemon) { d.birdPath, d.birdcPath = bird, birdc }
+}
+
+// WithRestartBackoff bounds the delay before the supervisor restarts a BIRD
+// that died (default daemon.DefaultMinBackoff..DefaultMaxBackoff).
+func WithRestartBackoff(minDelay, maxDelay time.Duration) Option {
+	return func(d *Daemon) { d.dcfg.MinBackoff, d.dcfg.MaxBackoff = minDelay, maxDelay }
+}
+
+// New returns the Daemon for the appliance whose files live in stateDir
+// (created by Apply if needed). It starts nothing; a BIRD left running by a
+// previous agent is adopted by the first Apply.
+func New(stateDir string, opts ...Option) *Daemon {
+	dir := filepath.Clean(stateDir)
+	j := func(name string) string { return filepath.Join(dir, name) }
+	d := &Daemon{
+		dir: dir, conf: j(confName), sock: j(sockName), pid: j(pidName), log: j(logName), pending: j(pendingName),
+		birdPath: "bird", birdcPath: "birdc",
+	}
+	for _, o := range opts {
+		o(d)
+	}
+	if d.logger == nil {
+		d.logger = slog.Default()
+	}
+	d.logger = d.logger.With("component", "bird")
+	d.dcfg.Name = "bird"
+	d.dcfg.Path = d.birdPath
+	d.dcfg.Args = []string{"-c", d.conf, "-s", d.sock, "-P", d.pid, "-f"}
+	d.dcfg.PIDFile = d.pid
+	d.dcfg.DaemonWritesPIDFile = true // once the config is read and the socket listens
+	d.dcfg.OutputFile = j(outName)
+	d.dcfg.LogFiles = []string{d.log}
+	d.dcfg.Ready = func(ctx context.Context, _ int) error {
+		_, err := d.birdc(ctx, "show", "status")
+		return err
+	}
+	d.dcfg.ReloadFunc = func(ctx context.Context, _ int) error { return d.configure(ctx) }
+	d.dcfg.Logger = d.logger
+	d.proc = daemon.New(d.dcfg)
+	return d
+}
+
+// PID returns the pid of the supervised BIRD, or 0.
+func (d *Daemon) PID() int { return d.proc.PID() }
+
+// Socket returns the path of BIRD's control socket.
+func (d *Daemon) Socket() string { return d.sock }
+
+// Show runs a read-only birdc command ("show protocols", ...) and returns
+// its output, for status pages and debugging.
+func (d *Daemon) Show(ctx context.Context, args ...string) (string, error) {
+	if len(args) == 0 || args[0] != "show" {
+		return "", fmt.Errorf("birdc: only show commands are allowed, not %q", strings.Join(args, " "))
+	}
+	return d.birdc(ctx, args...)
+}
+
+// Apply makes BIRD do what spec says: it validates the spec (changing
+// nothing if it is invalid), checks a changed configuration with "bird -p"
+// and only then installs it, then starts BIRD or has it reload ("birdc
+// configure"), or does nothing when the configuration is unchanged. With no
+// IPv6 tenant subnet and no BGP neighbor, BIRD is stopped.
+func (d *Daemon) Apply(ctx context.Context, spec Spec) (Result, error) {
+	p, err := spec.validate()
+	if err != nil {
+		return Result{}, err
+	}
+	if err := d.checkPaths(); err != nil {
+		return Result{}, fmt.Errorf("%w: state directory: %w", ErrInvalidSpec, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+
+	if !p.needed() {
+		was := d.proc.Running()
+		if err := d.proc.Stop(ctx); err != nil {
+			return Result{}, fmt.Errorf("stopping bird: %w", err)
+		}
+		_ = os.Remove(d.pending)
+		if was {
+			return Result{Action: ActionStopped}, nil
+		}
+		return Result{Action: ActionNone}, nil
+	}
+	return d.install(ctx, render(p, d.log))
+}
+
+// install makes BIRD run with conf.
+func (d *Daemon) install(ctx context.Context, conf string) (Result, error) {
+	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+		return Result{}, fmt.Errorf("creating state directory: %w", err)
+	}
+	var res Result
+	_, pendingErr := os.Stat(d.pending)
+	pending := pendingErr == nil
+	if !daemon.FileEquals(d.conf, []byte(conf)) {
+		if err := d.check(ctx, conf); err != nil {
+			return Result{}, err
+		}
+		if _, err := daemon.WriteFile(d.pending, []byte("configure\n"), 0o644); err != nil {
+			return Result{}, err
+		}
+		if _, err := daemon.WriteFile(d.conf, []byte(conf), 0o644); err != nil {
+			return Result{}, err
+		}
+		res.Changed, pending = true, true
+	}
+	started, err := d.proc.Ensure(ctx)
+	switch {
+	case err != nil:
+		return Result{}, fmt.Errorf("starting bird: %w", err)
+	case started:
+		res.Action = ActionStarted
+	case pending:
+		if err := d.proc.Reload(ctx); err != nil {
+			return Result{}, fmt.Errorf("bird: %w", err)
+		}
+		res.Action = ActionReconfigured
+	default:
+		res.Action = ActionNone
+	}
+	if err := os.Remove(d.pending); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Result{}, err
+	}
+	res.PID = d.proc.PID()
+	if res.Action != ActionNone {
+		d.logger.Info("applied BIRD configuration", "action", res.Action, "pid", res.PID)
+	}
+	return res, nil
+}
+
+// check parses conf with "bird -p", so that a configuration BIRD rejects
+// never replaces one it accepted.
+func (d *Daemon) check(ctx context.Context, conf string) error {
+	f, err := os.CreateTemp(d.dir, ".bird-check.*.conf")
+	if err != nil {
+		return fmt.Errorf("checking bird configuration: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.WriteString(conf)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("checking bird configuration: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, d.birdPath, "-p", "-c", f.Name())
+	cmd.Env = daemon.DefaultEnv
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("bird rejects the configuration: %s: %w", strings.TrimSpace(string(out)), err)
+	}
+	return nil
+}
+
+// configure has the running BIRD load its configuration file again.
+func (d *Daemon) configure(ctx context.Context) error {
+	out, err := d.birdc(ctx, "configure")
+	if err != nil {
+		return err
+	}
+	// "Reconfigured", "Reconfiguration in progress" (protocols restarting)
+	// or "... already in progress, queueing new config" all mean accepted.
+	for _, ok := range []string{"Reconfigured", "Reconfiguration in progress", "queueing"} {
+		if strings.Contains(out, ok) {
+			return nil
+		}
+	}
+	return fmt.Errorf("birdc configure: unexpected reply: %s", strings.TrimSpace(out))
+}
+
+// birdc runs one birdc command on the control socket.
+func (d *Daemon) birdc(ctx context.Context, args ...string) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, d.birdcPath, append([]string{"-s", d.sock}, args...)...)
+	cmd.Env = daemon.DefaultEnv
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("birdc %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}
+
+// Stop stops BIRD (one left by a previous agent too) and keeps its files.
+// BIRD withdraws its routes from the kernel and closes its BGP sessions.
+func (d *Daemon) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.proc.Stop(ctx); err != nil {
+		return fmt.Errorf("stopping bird: %w", err)
+	}
+	return nil
+}
+
+// Close stops supervising BIRD but leaves it running (for the next agent to
+// adopt); use it when the agent shuts down.
+func (d *Daemon) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.proc.Close()
+}
+
+// checkPaths refuses state directories that cannot be written into a BIRD
+// string or a control socket address.
+func (d *Daemon) checkPaths() error {
+	if !filepath.IsAbs(d.dir) {
+		return fmt.Errorf("%q is not an absolute path", d.dir)
+	}
+	for _, c := range d.dir {
+		if c < ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return fmt.Errorf("%q: path contains %q", d.dir, c)
+		}
+	}
+	if len(d.sock) > maxSocketPath {
+		return fmt.Errorf("control socket path %s is longer than %d bytes", d.sock, maxSocketPath)
+	}
+	return nil
+}
