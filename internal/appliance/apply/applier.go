@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 
@@ -69,6 +70,14 @@ type Stats struct {
 	// address, route, sysctl or link setting, each firewall transaction,
 	// each daemon start, reload or restart, each metadata listener change.
 	KernelChanges int
+	// LastSteps is how long each step of the last apply took.
+	LastSteps []Step
+}
+
+// Step is one step of an apply and its duration.
+type Step struct {
+	Name     string
+	Duration time.Duration
 }
 
 // Stats returns the counters.
@@ -164,22 +173,29 @@ func (a *Applier) Apply(ctx context.Context, doc *model.Document) error {
 	if cur := a.current; cur != nil && doc.Generation != 0 && doc.Generation < cur.Generation {
 		return &model.StaleError{Got: doc.Generation, Applied: cur.Generation}
 	}
+	start := time.Now()
 	p, err := a.plan(doc)
 	if err != nil {
 		return err
 	}
-	start := time.Now()
+	planned := time.Since(start)
 	if err := a.realize(ctx, p, a.current == nil); err != nil {
 		if prev := a.current; prev != nil {
 			a.rollback(ctx, prev)
 		}
 		return err
 	}
-	if err := a.persist(doc); err != nil {
-		return err
+	persistStart := time.Now()
+	if a.current == nil || !reflect.DeepEqual(doc, a.current) {
+		if err := a.persist(doc); err != nil {
+			return err
+		}
 	}
+	a.stats.LastSteps = append([]Step{{Name: "plan", Duration: planned}}, a.stats.LastSteps...)
+	a.stats.LastSteps = append(a.stats.LastSteps, Step{Name: "persist", Duration: time.Since(persistStart)})
 	a.current, a.appliedAt = doc, time.Now()
 	a.stats.Applies++
+	a.log.Debug("apply steps", "steps", a.stats.LastSteps)
 	a.log.Info("configuration applied", "tenant_id", doc.TenantID, "generation", doc.Generation,
 		"duration", time.Since(start).Round(time.Microsecond))
 	return nil
@@ -201,12 +217,22 @@ func (a *Applier) plan(doc *model.Document) (*plan, error) {
 // (the proxies bind to them), then the daemons, then the firewall, then the
 // cleanup of what was removed and the announcements of what was added.
 func (a *Applier) realize(ctx context.Context, p *plan, announceAll bool) error {
+	a.stats.LastSteps = a.stats.LastSteps[:0]
+	last := time.Now()
+	step := func(name string) {
+		now := time.Now()
+		a.stats.LastSteps = append(a.stats.LastSteps, Step{Name: name, Duration: now.Sub(last)})
+		last = now
+	}
+	defer step("announce")
 	nres, err := a.netif.Apply(ctx, p.netif)
+	step("interfaces")
 	a.stats.KernelChanges += nres.Changes
 	if err != nil {
 		return fmt.Errorf("interfaces: %w", err)
 	}
 	dres, err := a.dhcp.Apply(ctx, p.dhcp)
+	step("dhcp")
 	if err != nil {
 		return fmt.Errorf("dhcp: %w", err)
 	}
@@ -214,11 +240,13 @@ func (a *Applier) realize(ctx context.Context, p *plan, announceAll bool) error 
 		a.stats.KernelChanges++
 	}
 	mres, err := a.meta.Apply(ctx, p.metadata)
+	step("metadata")
 	if err != nil {
 		return fmt.Errorf("metadata proxy: %w", err)
 	}
 	a.stats.KernelChanges += len(mres.Opened) + len(mres.Closed)
 	bres, err := a.bird.Apply(ctx, p.bird)
+	step("bird")
 	if err != nil {
 		return fmt.Errorf("bird: %w", err)
 	}
@@ -226,6 +254,7 @@ func (a *Applier) realize(ctx context.Context, p *plan, announceAll bool) error 
 		a.stats.KernelChanges++
 	}
 	fres, err := a.fw.Apply(ctx, p.firewall)
+	step("firewall")
 	if err != nil {
 		return fmt.Errorf("firewall: %w", err)
 	}
@@ -237,6 +266,7 @@ func (a *Applier) realize(ctx context.Context, p *plan, announceAll bool) error 
 	if _, err := a.netif.FlushConntrack(ctx, nres.RemovedV4); err != nil {
 		return err
 	}
+	step("conntrack")
 	announce := append(nres.AddedLocal, nres.AddedV4...)
 	if announceAll && p.extIf != "" {
 		// After a restart (or a failover) neighbours may hold stale entries.
@@ -279,14 +309,11 @@ func (a *Applier) rollback(ctx context.Context, prev *model.Document) {
 // persist writes doc to the state directory, atomically: a crash leaves the
 // old or the new document, never a torn one.
 func (a *Applier) persist(doc *model.Document) error {
-	b, err := json.MarshalIndent(doc, "", "  ")
+	b, err := json.Marshal(doc)
 	if err != nil {
 		return fmt.Errorf("encoding the document: %w", err)
 	}
 	path := filepath.Join(a.cfg.StateDir, configFile)
-	if old, err := os.ReadFile(path); err == nil && string(old) == string(b) {
-		return nil
-	}
 	if err := writeFileAtomic(path, b, 0o600); err != nil {
 		return fmt.Errorf("saving the applied document: %w", err)
 	}

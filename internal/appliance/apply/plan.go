@@ -146,8 +146,9 @@ func netifSpec(doc *model.Document, real map[string]string, links []netif.Link, 
 		if v6.IsValid() {
 			s.Routes = append(s.Routes, netif.Route{Dst: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Gateway: v6, Dev: dev})
 		}
-		for _, f := range doc.FloatingIPs {
-			s.LocalAddrs = append(s.LocalAddrs, netif.LocalAddr{Addr: f.FloatingIP, Dev: dev})
+		s.LocalAddrs = make([]netif.LocalAddr, len(doc.FloatingIPs))
+		for i, f := range doc.FloatingIPs {
+			s.LocalAddrs[i] = netif.LocalAddr{Addr: f.FloatingIP, Dev: dev}
 		}
 	}
 	// Subnet host routes are installed on the router too (they also go to
@@ -207,8 +208,9 @@ func firewallSpec(doc *model.Document, real map[string]string, cfg planConfig) f
 			s.Tenants = append(s.Tenants, t)
 		}
 	}
-	for _, f := range doc.FloatingIPs {
-		s.FloatingIPs = append(s.FloatingIPs, firewall.FloatingIP{Floating: f.FloatingIP, Fixed: f.FixedIP})
+	s.FloatingIPs = make([]firewall.FloatingIP, len(doc.FloatingIPs))
+	for i, f := range doc.FloatingIPs {
+		s.FloatingIPs[i] = firewall.FloatingIP{Floating: f.FloatingIP, Fixed: f.FixedIP}
 	}
 	return s
 }

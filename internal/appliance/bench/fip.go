@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -86,12 +87,28 @@ func RunFIPInNamespace(ctx context.Context, n int, stateDir string) (FIPResult, 
 	timed := func(d *model.Document) (time.Duration, error) {
 		start := time.Now()
 		err := a.Apply(ctx, d)
-		return time.Since(start), err
+		elapsed := time.Since(start)
+		if os.Getenv("ASTARA_BENCH_STEPS") != "" {
+			fmt.Fprintf(os.Stderr, "%d fips, %v: %v\n", n, elapsed, a.Stats().LastSteps)
+		}
+		return elapsed, err
 	}
 	if r.Apply, err = timed(doc); err != nil {
 		return r, fmt.Errorf("apply: %w", err)
 	}
 	stats := a.Stats()
+	if path := os.Getenv("ASTARA_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return r, err
+		}
+		_ = pprof.StartCPUProfile(f)
+		for range 200 {
+			_ = a.Apply(ctx, doc)
+		}
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 	if r.Reapply, err = timed(doc); err != nil {
 		return r, fmt.Errorf("re-apply: %w", err)
 	}

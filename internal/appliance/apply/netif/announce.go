@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -80,7 +82,7 @@ func (m *Manager) FlushConntrack(ctx context.Context, addrs []netip.Addr) (uint,
 			f[a] = true
 		}
 	}
-	if len(f) == 0 {
+	if len(f) == 0 || conntrackEmpty() {
 		return 0, ctx.Err()
 	}
 	n, err := m.h.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, f)
@@ -91,6 +93,13 @@ func (m *Manager) FlushConntrack(ctx context.Context, addrs []netip.Addr) (uint,
 		m.log.Debug("conntrack entries flushed", "count", n, "addresses", len(f))
 	}
 	return n, nil
+}
+
+// conntrackEmpty reports whether this namespace tracks no connection, which
+// spares a dump of the table.
+func conntrackEmpty() bool {
+	b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count")
+	return err == nil && strings.TrimSpace(string(b)) == "0"
 }
 
 // addrFilter matches flows originally sent to one of its addresses (DNAT,

@@ -146,18 +146,53 @@ func findByAddr(set map[netip.Prefix]bool, a netip.Addr) (netip.Prefix, bool) {
 // execute runs ops. Removing something already gone is not an error.
 func (m *Manager) execute(ctx context.Context, ops []op) (Result, error) {
 	var res Result
-	for i, o := range ops {
-		if i%256 == 0 {
-			if err := ctx.Err(); err != nil {
+	for i := 0; i < len(ops); i++ {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		if k := ops[i].kind; k == opLocalAdd || k == opLocalDel {
+			j := i
+			for j < len(ops) && ops[j].kind == k {
+				j++
+			}
+			if err := m.runLocal(ops[i:j], &res); err != nil {
 				return res, err
 			}
+			i = j - 1
+			continue
 		}
-		if err := m.run(o, &res); err != nil {
-			return res, fmt.Errorf("%s: %w", o, err)
+		if err := m.run(ops[i], &res); err != nil {
+			return res, fmt.Errorf("%s: %w", ops[i], err)
 		}
 		res.Changes++
 	}
 	return res, nil
+}
+
+// runLocal adds or removes local addresses in pipelined batches.
+func (m *Manager) runLocal(ops []op, res *Result) error {
+	add := ops[0].kind == opLocalAdd
+	addrs := make([]netip.Addr, len(ops))
+	idx := make([]int, len(ops))
+	for i, o := range ops {
+		addrs[i], idx[i] = o.addr, o.hop.ifindex
+	}
+	errs, err := m.batch.localRoutes(add, addrs, idx)
+	if err != nil {
+		return err
+	}
+	for i, o := range ops {
+		if errs[i] != nil && (add || !gone(errs[i])) {
+			return fmt.Errorf("%s: %w", o, errs[i])
+		}
+		res.Changes++
+		if add {
+			res.AddedLocal = append(res.AddedLocal, LocalAddr{Addr: o.addr, Dev: o.value})
+		} else if o.addr.Is4() {
+			res.RemovedV4 = append(res.RemovedV4, o.addr)
+		}
+	}
+	return nil
 }
 
 func (m *Manager) run(o op, res *Result) error {
@@ -201,27 +236,8 @@ func (m *Manager) run(o op, res *Result) error {
 		}); err != nil && !gone(err) {
 			return err
 		}
-	case opLocalAdd:
-		if err := m.h.RouteReplace(localRoute(o.addr, o.hop.ifindex)); err != nil {
-			return err
-		}
-		res.AddedLocal = append(res.AddedLocal, LocalAddr{Addr: o.addr, Dev: o.value})
-	case opLocalDel:
-		if err := m.h.RouteDel(localRoute(o.addr, o.hop.ifindex)); err != nil && !gone(err) {
-			return err
-		}
-		if o.addr.Is4() {
-			res.RemovedV4 = append(res.RemovedV4, o.addr)
-		}
 	}
 	return nil
-}
-
-func localRoute(a netip.Addr, ifindex int) *netlink.Route {
-	return &netlink.Route{
-		Dst: ipNet(netip.PrefixFrom(a, a.BitLen())), LinkIndex: ifindex,
-		Type: unix.RTN_LOCAL, Table: unix.RT_TABLE_LOCAL, Scope: netlink.SCOPE_HOST, Protocol: Protocol,
-	}
 }
 
 // gone reports a "no such address/route" error: removing it is already done.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -73,12 +74,15 @@ type Manager struct {
 	h     *netlink.Handle
 	log   *slog.Logger
 	watch *watcher
+	batch *routeBatcher
 	sys   sysctls
 
 	mu sync.Mutex
 	// verified is the kernel state as of the end of the last successful
 	// Apply; nil means unknown. The watcher tells whether it still holds.
 	verified *state
+	// verifiedSpec is the spec verified was built from.
+	verifiedSpec *Spec
 }
 
 // New returns a Manager for the current network namespace.
@@ -95,13 +99,19 @@ func New(log *slog.Logger) (*Manager, error) {
 		h.Close()
 		return nil, err
 	}
-	return &Manager{h: h, log: log, watch: w, sys: procSysctls{}}, nil
+	b, err := newRouteBatcher()
+	if err != nil {
+		h.Close()
+		w.close()
+		return nil, err
+	}
+	return &Manager{h: h, log: log, watch: w, batch: b, sys: procSysctls{}}, nil
 }
 
 // Close releases the netlink sockets.
 func (m *Manager) Close() error {
 	m.h.Close()
-	return m.watch.close()
+	return errors.Join(m.watch.close(), m.batch.close())
 }
 
 // Handle returns the netlink handle, for listing links.
@@ -110,7 +120,7 @@ func (m *Manager) Handle() *netlink.Handle { return m.h }
 // Invalidate forgets what is known of the kernel: the next Apply reads it.
 func (m *Manager) Invalidate() {
 	m.mu.Lock()
-	m.verified = nil
+	m.verified, m.verifiedSpec = nil, nil
 	m.mu.Unlock()
 }
 
@@ -125,21 +135,31 @@ func (m *Manager) Apply(ctx context.Context, spec Spec) (Result, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 
+	consistent, err := m.watch.drain(m.verified)
+	if err != nil {
+		return Result{}, err
+	}
+	// Fast path: the same spec as last time, and the kernel's notifications
+	// and the sysctls (which raise none) say nothing moved since.
+	if consistent && m.verified != nil && m.verifiedSpec != nil && spec.equal(m.verifiedSpec) {
+		held, err := m.sysctlsHold()
+		if err != nil {
+			return Result{}, err
+		}
+		if held {
+			return Result{}, nil
+		}
+	}
 	var total Result
-	// A second round repairs side effects of the first, e.g. the kernel
+	// A further round repairs side effects of the first, e.g. the kernel
 	// deleting secondary addresses along with a primary one.
 	for round := 0; round < 3; round++ {
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
-		consistent, err := m.watch.drain(m.verified)
-		if err != nil {
-			return total, err
-		}
 		var cur *state
 		if consistent && m.verified != nil && m.verified.covers(spec) {
-			cur = m.verified.clone()
-			if err := cur.readSysctls(m.sys, spec); err != nil {
+			if cur, err = m.verified.withSysctls(m.sys, spec); err != nil {
 				return total, err
 			}
 		} else {
@@ -153,17 +173,19 @@ func (m *Manager) Apply(ctx context.Context, spec Spec) (Result, error) {
 			return total, err
 		}
 		ops := diff(cur, want)
-		if len(ops) == 0 && round > 0 {
-			break
-		}
-		m.verified = nil
+		m.verified, m.verifiedSpec = nil, nil
 		res, err := m.execute(ctx, ops)
 		total.merge(res)
 		if err != nil {
 			return total, err
 		}
-		m.verified = want
-		if len(ops) == 0 {
+		// Our own changes' notifications must agree with want; anything
+		// else (a side effect, a concurrent change) means another round.
+		if consistent, err = m.watch.drain(want); err != nil {
+			return total, err
+		}
+		if consistent {
+			m.verified, m.verifiedSpec = want, spec.clone()
 			break
 		}
 	}
@@ -171,6 +193,38 @@ func (m *Manager) Apply(ctx context.Context, spec Spec) (Result, error) {
 		m.log.Debug("interfaces applied", "changes", total.Changes, "kernel_read", total.KernelRead)
 	}
 	return total, nil
+}
+
+// sysctlsHold reports whether the verified per-link sysctls still hold.
+func (m *Manager) sysctlsHold() (bool, error) {
+	for _, l := range m.verified.links {
+		for key, want := range l.sysctls {
+			got, err := m.sys.get(l.name, key)
+			if err != nil {
+				return false, err
+			}
+			if got != want {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// clone returns a deep copy of s: callers may reuse their slices.
+func (s *Spec) clone() *Spec {
+	c := &Spec{Interfaces: slices.Clone(s.Interfaces), Routes: slices.Clone(s.Routes), LocalAddrs: slices.Clone(s.LocalAddrs)}
+	for i := range c.Interfaces {
+		c.Interfaces[i].Addresses = slices.Clone(c.Interfaces[i].Addresses)
+	}
+	return c
+}
+
+// equal reports whether two specs are the same.
+func (s *Spec) equal(o *Spec) bool {
+	return slices.EqualFunc(s.Interfaces, o.Interfaces, func(a, b Interface) bool {
+		return a.Name == b.Name && a.MTU == b.MTU && a.DisableDAD == b.DisableDAD && slices.Equal(a.Addresses, b.Addresses)
+	}) && slices.Equal(s.Routes, o.Routes) && slices.Equal(s.LocalAddrs, o.LocalAddrs)
 }
 
 func (r *Result) merge(o Result) {

@@ -3,7 +3,6 @@ package netif
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"net/netip"
 
@@ -33,36 +32,28 @@ type hop struct {
 	ifindex int
 }
 
-func (s *state) clone() *state {
-	c := &state{
-		links:  make(map[string]*linkState, len(s.links)),
-		routes: maps.Clone(s.routes),
-		locals: maps.Clone(s.locals),
-	}
+// withSysctls returns s with the per-link sysctls of spec's interfaces
+// read afresh: they raise no netlink event, so the watcher cannot vouch for
+// them. The routes and local addresses are shared with s, not copied.
+func (s *state) withSysctls(sys sysctls, spec Spec) (*state, error) {
+	c := &state{links: make(map[string]*linkState, len(s.links)), routes: s.routes, locals: s.locals}
 	for name, l := range s.links {
-		cl := *l
-		cl.addrs = maps.Clone(l.addrs)
-		cl.sysctls = maps.Clone(l.sysctls)
-		c.links[name] = &cl
+		c.links[name] = l
 	}
-	return c
-}
-
-// readSysctls re-reads the per-link sysctls of spec's interfaces: they raise
-// no netlink event, so the watcher cannot vouch for them.
-func (s *state) readSysctls(sys sysctls, spec Spec) error {
 	for _, ifc := range spec.Interfaces {
-		l, ok := s.links[ifc.Name]
+		l, ok := c.links[ifc.Name]
 		if !ok {
 			continue
 		}
 		v, err := readLinkSysctls(sys, ifc)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		l.sysctls = v
+		cl := *l
+		cl.sysctls = v
+		c.links[ifc.Name] = &cl
 	}
-	return nil
+	return c, nil
 }
 
 // covers reports whether s knows every interface spec refers to.
