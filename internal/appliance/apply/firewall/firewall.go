@@ -15,7 +15,42 @@
 //
 // Rules are identified by a hash of their definition stored in their user
 // data; a chain whose sequence of rule ids differs is flushed and refilled.
-// Set and map elements are added and deleted one by one.
+// Set and map elements are added and deleted one by one, at most 1000 per
+// netlink message, all in the one transaction.
+//
+// # The ruleset
+//
+// The original appliance wrote iptables-restore files; this is its
+// behaviour in nftables, with its holes fixed (see Spec for the inputs):
+//
+//   - chain input (filter, policy drop): accepts lo, established/related,
+//     ICMP echo-request and all ICMPv6; the ManagementTCPPorts on the
+//     management interfaces only; DHCP (udp 67), DHCPv6 (udp 547, the
+//     server port; the original opened 546) and DNS (udp+tcp 53) on the
+//     tenant interfaces that ask for it; TCP to the metadata proxy
+//     (Tenant.Metadata) on its interface; TCP 179 from the BGP peers on the
+//     external interface. Unlike the original, tenant interfaces are not
+//     accepted wholesale: a VM cannot reach the agent API.
+//   - chain forward (filter, policy accept, no rules).
+//   - chains mark_prerouting and mark_output (filter, priority raw) set the
+//     packet mark 0xACDA ("do not SNAT", as in the original) on IPv4
+//     traffic entering from the external interface, traffic whose original
+//     destination (before DNAT) is an internal subnet, and router-originated
+//     traffic. Without an external network these chains, like the floating IP
+//     and SNAT rules, stay empty.
+//   - chain nat_prerouting (nat, dstnat): metadata DNAT of
+//     169.254.169.254:80 per internal interface, and floating IP DNAT
+//     through map fip_dnat on the external and every internal interface
+//     (hairpin).
+//   - chain nat_postrouting (nat, srcnat): returns for marked traffic and
+//     traffic leaving by a management interface; then, for sources in set
+//     internal_v4, SNAT through map fip_snat (a failed lookup ends the
+//     rule) and else to External.SNATAddr.
+//   - set internal_v4 (ipv4_addr, interval): the internal networks'
+//     subnets, merged; maps fip_dnat and fip_snat (ipv4_addr : ipv4_addr).
+//
+// No IPv6 NAT. Interfaces are matched by name (iifname/oifname), so the
+// ruleset may be applied before the interfaces exist.
 package firewall
 
 import (
@@ -103,6 +138,9 @@ type Manager struct {
 	cache  *kernelState // mirror of the kernel's table; nil when unknown
 	memo   ruleMemo
 	closed bool
+
+	// beforeCommit, if set (by tests), runs between planning and committing.
+	beforeCommit func()
 
 	snap atomic.Pointer[snapshot]
 }
@@ -328,6 +366,9 @@ func (m *Manager) Apply(ctx context.Context, s Spec) (Result, error) {
 			return res, nil
 		}
 
+		if m.beforeCommit != nil {
+			m.beforeCommit()
+		}
 		err = m.sock.commit(ctx, p.b)
 		if err != nil {
 			m.resetSock()
@@ -382,13 +423,14 @@ type kv struct {
 	v uint32
 }
 
-type chainAction int
+// action is what a plan does to one chain or set.
+type action int
 
 const (
-	keepChain chainAction = iota
-	createChain
-	recreateChain
-	rewriteChain
+	keep     action = iota
+	create          // absent: create (and fill)
+	recreate        // differs in type/hook/priority/policy/key: delete, create, fill
+	rewrite         // a chain whose rules differ: flush and refill
 )
 
 // plan computes the transaction turning k into d.
@@ -411,7 +453,7 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 	// every chain is flushed first (and refilled).
 	flushAll := false
 	var delSets []string
-	setAct := make(map[string]chainAction, len(d.sets))
+	setAct := make(map[string]action, len(d.sets))
 	for name := range k.sets {
 		if _, ok := setSpecByName(name); !ok {
 			delSets = append(delSets, name)
@@ -425,12 +467,12 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 		want.id = 0
 		switch {
 		case ks == nil:
-			setAct[sp.name] = createChain
+			setAct[sp.name] = create
 		case ks.spec != want || ks.broken:
-			setAct[sp.name] = recreateChain
+			setAct[sp.name] = recreate
 			flushAll = true
 		default:
-			setAct[sp.name] = keepChain
+			setAct[sp.name] = keep
 		}
 	}
 
@@ -441,16 +483,16 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 		}
 	}
 	slices.Sort(delChains)
-	act := make([]chainAction, len(d.chains))
+	act := make([]action, len(d.chains))
 	for i, c := range d.chains {
 		kc := k.chains[c.name]
 		switch {
 		case kc == nil:
-			act[i] = createChain
+			act[i] = create
 		case !kc.base || kc.spec != c.chainSpec:
-			act[i] = recreateChain
+			act[i] = recreate
 		case flushAll || !sameIDs(kc.ids, c.rules):
-			act[i] = rewriteChain
+			act[i] = rewrite
 		}
 	}
 
@@ -467,7 +509,7 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 		}
 	}
 	for i, c := range d.chains {
-		if (act[i] == recreateChain || act[i] == rewriteChain) && len(k.chains[c.name].ids) > 0 {
+		if (act[i] == recreate || act[i] == rewrite) && len(k.chains[c.name].ids) > 0 {
 			flush(c.name)
 		}
 	}
@@ -483,7 +525,7 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 		p.counts.ChainsDeleted++
 	}
 	for i, c := range d.chains {
-		if act[i] == recreateChain {
+		if act[i] == recreate {
 			delChain(c.name)
 		}
 	}
@@ -498,13 +540,13 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 		p.counts.SetsDeleted++
 	}
 	for _, sp := range d.sets {
-		if setAct[sp.name] == recreateChain {
+		if setAct[sp.name] == recreate {
 			delSet(sp.name)
 		}
 	}
 	// 3. Create sets and chains.
 	for _, sp := range d.sets {
-		if a := setAct[sp.name]; a == createChain || a == recreateChain {
+		if a := setAct[sp.name]; a == create || a == recreate {
 			w := b.add(s, unix.NFT_MSG_NEWSET, unix.NLM_F_CREATE, "add set "+sp.name)
 			w.str(unix.NFTA_SET_TABLE, tbl)
 			w.str(unix.NFTA_SET_NAME, sp.name)
@@ -521,7 +563,7 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 		}
 	}
 	for i, c := range d.chains {
-		if act[i] == createChain || act[i] == recreateChain {
+		if act[i] == create || act[i] == recreate {
 			w := b.add(s, unix.NFT_MSG_NEWCHAIN, unix.NLM_F_CREATE, "add chain "+c.name)
 			w.str(unix.NFTA_CHAIN_TABLE, tbl)
 			w.str(unix.NFTA_CHAIN_NAME, c.name)
@@ -538,7 +580,7 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 
 	// 4. Elements.
 	current := func(name string) *elemSet {
-		if setAct[name] == keepChain {
+		if setAct[name] == keep {
 			return k.sets[name].elems
 		}
 		return newElemSet(0)
@@ -570,7 +612,7 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 		m.elemMsgs(b, sc.spec, unix.NFT_MSG_NEWSETELEM, sc.adds)
 		p.counts.ElementsAdded += len(sc.adds)
 		p.sets = append(p.sets, sc)
-	} else if setAct[SetInternalV4] != keepChain {
+	} else if setAct[SetInternalV4] != keep {
 		p.sets = append(p.sets, setChange{spec: setByName(SetInternalV4), fresh: true})
 	}
 	// The floating IP maps: only the difference.
@@ -579,8 +621,8 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 		return nil, err
 	}
 	for _, c := range []setChange{
-		{spec: setByName(MapFIPDNAT), dels: fd.dnDels, adds: fd.dnAdds, fresh: setAct[MapFIPDNAT] != keepChain},
-		{spec: setByName(MapFIPSNAT), dels: fd.snDels, adds: fd.snAdds, fresh: setAct[MapFIPSNAT] != keepChain},
+		{spec: setByName(MapFIPDNAT), dels: fd.dnDels, adds: fd.dnAdds, fresh: setAct[MapFIPDNAT] != keep},
+		{spec: setByName(MapFIPSNAT), dels: fd.snDels, adds: fd.snAdds, fresh: setAct[MapFIPSNAT] != keep},
 	} {
 		dels := make([]kv, len(c.dels))
 		for i, key := range c.dels {
@@ -595,7 +637,7 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 
 	// 5. Fill the chains.
 	for i, c := range d.chains {
-		if act[i] == keepChain {
+		if act[i] == keep {
 			continue
 		}
 		for _, r := range c.rules {

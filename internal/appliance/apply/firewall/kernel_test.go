@@ -337,6 +337,69 @@ func TestTransactionRefusedOnStaleGeneration(t *testing.T) {
 	checkKernel(t, m, s)
 }
 
+// Someone commits between our plan and our transaction: the kernel refuses
+// it, Apply reads the kernel again and succeeds on the next attempt.
+func TestApplyRetriesWhenOvertaken(t *testing.T) {
+	m := newManager(t, DefaultTable)
+	s := fipSpec(100)
+	apply(t, m, s)
+	s.FloatingIPs = s.FloatingIPs[1:]
+	intrusions := 0
+	m.beforeCommit = func() {
+		if intrusions < 2 { // twice: the retry must handle a second one too
+			intrusions++
+			nft(t, "add", "element", "inet", "astara", "fip_dnat", fmt.Sprintf("{ 203.0.113.%d : 10.128.9.9 }", intrusions))
+		}
+	}
+	res := apply(t, m, s)
+	if res.Retries != 2 || !res.KernelRead || !res.Changed {
+		t.Errorf("Apply = %+v, want 2 retries then success", res)
+	}
+	// The foreign elements are gone with the removed floating IP.
+	if res.ElementsRemoved != 2+2 {
+		t.Errorf("removed %d elements, want 4", res.ElementsRemoved)
+	}
+	m.beforeCommit = nil
+	checkKernel(t, m, s)
+	converged(t, m, s)
+
+	// Overtaken on every attempt: Apply gives up with the kernel's error.
+	m.beforeCommit = func() {
+		nft(t, "add", "element", "inet", "astara", "fip_dnat", "{ 203.0.113.99 : 10.128.9.8 }")
+		nft(t, "flush", "map", "inet", "astara", "fip_dnat")
+	}
+	s.FloatingIPs = s.FloatingIPs[1:]
+	if _, err := m.Apply(context.Background(), s); !errors.Is(err, unix.ERESTART) {
+		t.Errorf("Apply overtaken every time = %v, want ERESTART", err)
+	}
+	m.beforeCommit = nil
+	apply(t, m, s)
+	checkKernel(t, m, s)
+}
+
+// Netlink sequence numbers wrap around in the middle of a transaction.
+func TestSequenceWrapAround(t *testing.T) {
+	m := newManager(t, DefaultTable)
+	m.mu.Lock()
+	if err := m.ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// A few requests read the (absent) table, then a batch of some 30
+	// messages starts just before the wrap.
+	m.sock.seq = ^uint32(0) - 12
+	m.mu.Unlock()
+	s := fipSpec(10)
+	if res := apply(t, m, s); res.Messages < 20 {
+		t.Fatalf("Apply = %+v", res)
+	}
+	m.mu.Lock()
+	if seq := m.sock.seq; seq > 100 {
+		t.Errorf("sequence did not wrap during the Apply (now %d)", seq)
+	}
+	m.mu.Unlock()
+	checkKernel(t, m, s)
+}
+
 func TestInvalidSpecTouchesNothing(t *testing.T) {
 	m := newManager(t, DefaultTable)
 	apply(t, m, fullSpec())

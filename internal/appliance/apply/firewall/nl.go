@@ -287,11 +287,10 @@ func dialNetfilter() (*nlSock, error) {
 
 func (s *nlSock) close() error { return s.conn.Close() }
 
+// nextSeq returns the next sequence number; a batch's messages must have
+// consecutive ones (they may wrap around through 0).
 func (s *nlSock) nextSeq() uint32 {
 	s.seq++
-	if s.seq == 0 {
-		s.seq++
-	}
 	return s.seq
 }
 
@@ -517,7 +516,7 @@ func (s *nlSock) commit(ctx context.Context, b *batch) error {
 	if err := s.send(b.w.b); err != nil {
 		return err
 	}
-	first, last := b.beginSeq+1, b.beginSeq+uint32(len(b.descs))
+	first, n := b.beginSeq+1, uint32(len(b.descs))
 	acked := 0
 	var firstErr error
 	for acked < len(b.descs) {
@@ -537,7 +536,7 @@ func (s *nlSock) commit(ctx context.Context, b *batch) error {
 					return false, nil
 				}
 				return true, fmt.Errorf("nftables transaction: %w", err)
-			case m.seq >= first && m.seq <= last:
+			case m.seq-first < n: // wrap-around safe
 				acked++
 				if err := parseError(m); err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("nftables transaction: %s: %w", b.descs[m.seq-first], err)
