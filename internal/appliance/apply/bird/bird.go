@@ -23,7 +23,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/astara-go/astara/internal/appliance/apply/daemon"
@@ -71,7 +70,7 @@ type Daemon struct {
 	logger                        *slog.Logger
 	dcfg                          daemon.Config
 
-	mu   sync.Mutex
+	sem  chan struct{} // serializes Apply and Stop; a context can give up waiting
 	proc *daemon.Process
 }
 
@@ -100,7 +99,7 @@ func New(stateDir string, opts ...Option) *Daemon {
 	j := func(name string) string { return filepath.Join(dir, name) }
 	d := &Daemon{
 		dir: dir, conf: j(confName), sock: j(sockName), pid: j(pidName), log: j(logName), pending: j(pendingName),
-		birdPath: "bird", birdcPath: "birdc",
+		birdPath: "bird", birdcPath: "birdc", sem: make(chan struct{}, 1),
 	}
 	for _, o := range opts {
 		o(d)
@@ -154,8 +153,10 @@ func (d *Daemon) Apply(ctx context.Context, spec Spec) (Result, error) {
 	if err := d.checkPaths(); err != nil {
 		return Result{}, fmt.Errorf("%w: state directory: %w", ErrInvalidSpec, err)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	if err := d.lock(ctx); err != nil {
+		return Result{}, err
+	}
+	defer d.unlock()
 
 	if !p.needed() {
 		was := d.proc.Running()
@@ -272,8 +273,10 @@ func (d *Daemon) birdc(ctx context.Context, args ...string) (string, error) {
 // Stop stops BIRD (one left by a previous agent too) and keeps its files.
 // BIRD withdraws its routes from the kernel and closes its BGP sessions.
 func (d *Daemon) Stop(ctx context.Context) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	if err := d.lock(ctx); err != nil {
+		return err
+	}
+	defer d.unlock()
 	if err := d.proc.Stop(ctx); err != nil {
 		return fmt.Errorf("stopping bird: %w", err)
 	}
@@ -281,12 +284,21 @@ func (d *Daemon) Stop(ctx context.Context) error {
 }
 
 // Close stops supervising BIRD but leaves it running (for the next agent to
-// adopt); use it when the agent shuts down.
+// adopt); use it when the agent shuts down. A start under way is abandoned.
 func (d *Daemon) Close() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.proc.Close()
 }
+
+func (d *Daemon) lock(ctx context.Context) error {
+	select {
+	case d.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for another operation: %w", ctx.Err())
+	}
+}
+
+func (d *Daemon) unlock() { <-d.sem }
 
 // checkPaths refuses state directories that cannot be written into a BIRD
 // string or a control socket address.

@@ -106,7 +106,11 @@ type Process struct {
 	pid  atomic.Int64 // pid of the current incarnation, 0 when none
 	done chan struct{}
 
-	mu         sync.Mutex // serializes operations; held across start and stop
+	// sem serializes operations (a lock that a context can give up
+	// waiting for); it is held across start and stop.
+	sem        chan struct{}
+	kick       chan struct{} // wakes a restart loop waiting out its backoff
+	closeOnce  sync.Once
 	cur        *incarnation
 	want       bool // the daemon should be running (Ensure/Restart vs Stop)
 	closed     bool
@@ -145,7 +149,13 @@ func New(cfg Config) *Process {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Process{cfg: cfg, log: logger.With("daemon", cfg.Name), done: make(chan struct{})}
+	return &Process{
+		cfg:  cfg,
+		log:  logger.With("daemon", cfg.Name),
+		done: make(chan struct{}),
+		sem:  make(chan struct{}, 1),
+		kick: make(chan struct{}, 1),
+	}
 }
 
 // Name returns the daemon's name.
@@ -169,11 +179,10 @@ func (p *Process) Running() bool {
 // whether it started a new process. If the start fails, the supervisor keeps
 // retrying in the background (with backoff) until Stop or Close.
 func (p *Process) Ensure(ctx context.Context) (started bool, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false, ErrClosed
+	if err := p.lock(ctx); err != nil {
+		return false, err
 	}
+	defer p.unlock()
 	p.want = true
 	if p.aliveLocked() || p.adoptLocked() {
 		return false, nil
@@ -190,11 +199,10 @@ func (p *Process) Ensure(ctx context.Context) (started bool, err error) {
 // adopts a daemon left by a previous agent; it returns ErrNotRunning when
 // there is none.
 func (p *Process) Reload(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return ErrClosed
+	if err := p.lock(ctx); err != nil {
+		return err
 	}
+	defer p.unlock()
 	if !p.aliveLocked() && !p.adoptLocked() {
 		return fmt.Errorf("reloading %s: %w", p.cfg.Name, ErrNotRunning)
 	}
@@ -212,11 +220,10 @@ func (p *Process) Reload(ctx context.Context) error {
 
 // Restart stops the daemon (if it runs, adopted or not) and starts a new one.
 func (p *Process) Restart(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return ErrClosed
+	if err := p.lock(ctx); err != nil {
+		return err
 	}
+	defer p.unlock()
 	p.want = true
 	if p.aliveLocked() || p.adoptLocked() {
 		if err := p.stopLocked(ctx); err != nil {
@@ -235,12 +242,15 @@ func (p *Process) Restart(ctx context.Context) error {
 // stop timeout, and waits until it is gone. The supervisor stops restarting
 // it. Stopping a daemon that does not run is not an error.
 func (p *Process) Stop(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return ErrClosed
+	if err := p.lock(ctx); err != nil {
+		return err
 	}
+	defer p.unlock()
 	p.want = false
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
 	if !p.aliveLocked() && !p.adoptLocked() {
 		return nil
 	}
@@ -248,19 +258,55 @@ func (p *Process) Stop(ctx context.Context) error {
 }
 
 // Close stops supervising without stopping the daemon: it keeps running, for
-// the next agent to adopt. The Process cannot be used afterwards.
+// the next agent to adopt. It waits for an operation in progress (pending
+// restarts are abandoned at once). The Process cannot be used afterwards.
 func (p *Process) Close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return
-	}
+	p.closeOnce.Do(func() { close(p.done) })
+	p.sem <- struct{}{}
+	defer p.unlock()
 	p.closed = true
-	close(p.done)
 	if p.cur != nil {
 		p.cur.release()
 	}
 }
+
+// lock takes the operation lock, unless ctx ends first or the Process is
+// closed.
+func (p *Process) lock(ctx context.Context) error {
+	select {
+	case <-p.done:
+		return ErrClosed
+	default:
+	}
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("%s: waiting for another operation: %w", p.cfg.Name, ctx.Err())
+	case <-p.done:
+		return ErrClosed
+	}
+	if p.closed {
+		p.unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// lockUnlessClosed takes the lock for background work, which Close abandons.
+func (p *Process) lockUnlessClosed() bool {
+	select {
+	case p.sem <- struct{}{}:
+	case <-p.done:
+		return false
+	}
+	if p.closed {
+		p.unlock()
+		return false
+	}
+	return true
+}
+
+func (p *Process) unlock() { <-p.sem }
 
 // aliveLocked reports whether the current incarnation runs.
 func (p *Process) aliveLocked() bool {
@@ -416,6 +462,10 @@ func (p *Process) startLocked(ctx context.Context) error {
 		select {
 		case <-inc.exited:
 			continue
+		case <-p.done:
+			err := fail(fmt.Errorf("waiting for readiness: %w", ErrClosed))
+			log.Error("start abandoned", "err", err)
+			return err
 		case <-wctx.Done():
 			var reason error
 			if ctx.Err() != nil {
@@ -504,9 +554,11 @@ func (p *Process) watch(inc *incarnation) {
 	case <-p.done:
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cur != inc || p.closed {
+	if !p.lockUnlessClosed() {
+		return
+	}
+	defer p.unlock()
+	if p.cur != inc {
 		return
 	}
 	p.setCurLocked(nil)
@@ -527,6 +579,10 @@ func (p *Process) scheduleRestartLocked() {
 		return
 	}
 	p.restarting = true
+	select { // a kick from an earlier Stop is not for this loop
+	case <-p.kick:
+	default:
+	}
 	go p.restartLoop()
 }
 
@@ -543,21 +599,27 @@ func (p *Process) backoffLocked() time.Duration {
 
 func (p *Process) restartLoop() {
 	for {
-		p.mu.Lock()
+		if !p.lockUnlessClosed() {
+			return
+		}
 		delay := p.backoffLocked()
-		p.mu.Unlock()
+		p.unlock()
 		p.log.Info("restarting after backoff", "delay", delay.Round(time.Millisecond))
 		timer := time.NewTimer(delay)
 		select {
 		case <-timer.C:
+		case <-p.kick: // Stop: re-check at once
+			timer.Stop()
 		case <-p.done:
 			timer.Stop()
 			return
 		}
-		p.mu.Lock()
-		if p.closed || !p.want || p.aliveLocked() || p.adoptLocked() {
+		if !p.lockUnlessClosed() {
+			return
+		}
+		if !p.want || p.aliveLocked() || p.adoptLocked() {
 			p.restarting = false
-			p.mu.Unlock()
+			p.unlock()
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.StartTimeout+time.Second)
@@ -565,12 +627,12 @@ func (p *Process) restartLoop() {
 		cancel()
 		if err == nil {
 			p.restarting = false
-			p.mu.Unlock()
+			p.unlock()
 			return
 		}
 		p.failures++
 		p.log.Error("restart failed", "err", err, "failures", p.failures)
-		p.mu.Unlock()
+		p.unlock()
 	}
 }
 

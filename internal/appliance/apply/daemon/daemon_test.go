@@ -541,3 +541,40 @@ func TestBackoffIsCappedAndJittered(t *testing.T) {
 		t.Errorf("MinBackoff floor not applied: %v", got)
 	}
 }
+
+// A caller waiting for another operation (here a start that takes long)
+// gives up when its context ends.
+func TestOperationsHonorTheirContext(t *testing.T) {
+	dir := t.TempDir()
+	cfg := helperConfig(dir, "serve", "never-ready")
+	cfg.DaemonWritesPIDFile = true
+	cfg.StartTimeout = 20 * time.Second
+	cfg.MinBackoff = time.Hour
+	p := newProcess(t, cfg)
+	startErr := make(chan error, 1)
+	go func() { _, err := p.Ensure(context.Background()); startErr <- err }()
+	waitFor(t, 10*time.Second, "the start to be under way", func() bool { return len(lines(t, filepath.Join(dir, "starts"))) == 1 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	t0 := time.Now()
+	err := p.Stop(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(t0) > 5*time.Second {
+		t.Fatalf("Stop while a start is under way = %v after %v; want the context's deadline", err, time.Since(t0))
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	if _, err := p.Ensure(ctx2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ensure while a start is under way = %v", err)
+	}
+	// Close (the agent shutting down) abandons the start: it does not wait
+	// out the start timeout.
+	t0 = time.Now()
+	p.Close()
+	if err := <-startErr; !errors.Is(err, ErrClosed) {
+		t.Fatalf("start interrupted by Close = %v", err)
+	}
+	if took := time.Since(t0); took > 10*time.Second {
+		t.Errorf("Close took %v", took)
+	}
+}

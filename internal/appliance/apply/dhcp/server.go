@@ -27,7 +27,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/astara-go/astara/internal/appliance/apply/daemon"
@@ -67,7 +66,7 @@ type Server struct {
 	log    *slog.Logger
 	dcfg   daemon.Config
 
-	mu   sync.Mutex
+	sem  chan struct{} // serializes Apply and Stop; a context can give up waiting
 	proc *daemon.Process
 }
 
@@ -94,7 +93,7 @@ func WithRestartBackoff(minDelay, maxDelay time.Duration) Option {
 // (created by Apply if needed). It starts nothing; a dnsmasq left running by
 // a previous agent is adopted by the first Apply.
 func New(stateDir string, opts ...Option) *Server {
-	s := &Server{ps: pathsIn(filepath.Clean(stateDir)), binary: "dnsmasq", user: DefaultUser}
+	s := &Server{ps: pathsIn(filepath.Clean(stateDir)), binary: "dnsmasq", user: DefaultUser, sem: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -133,8 +132,10 @@ func (s *Server) Apply(ctx context.Context, spec Spec) (Result, error) {
 	if err := checkPath(s.ps.dir); err != nil {
 		return Result{}, fmt.Errorf("%w: state directory: %w", ErrInvalidSpec, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if err := s.lock(ctx); err != nil {
+		return Result{}, err
+	}
+	defer s.unlock()
 
 	if !spec.NeedsDHCP() {
 		was := s.proc.Running()
@@ -263,8 +264,10 @@ func (s *Server) check(ctx context.Context, r rendered) error {
 // Stop stops dnsmasq (one left by a previous agent too) and keeps its
 // files. The next Apply starts it again.
 func (s *Server) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.unlock()
 	if err := s.proc.Stop(ctx); err != nil {
 		return fmt.Errorf("stopping dnsmasq: %w", err)
 	}
@@ -272,12 +275,22 @@ func (s *Server) Stop(ctx context.Context) error {
 }
 
 // Close stops supervising dnsmasq but leaves it running (for the next agent
-// to adopt); use it when the agent shuts down.
+// to adopt); use it when the agent shuts down. A start under way is
+// abandoned.
 func (s *Server) Close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.proc.Close()
 }
+
+func (s *Server) lock(ctx context.Context) error {
+	select {
+	case s.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for another operation: %w", ctx.Err())
+	}
+}
+
+func (s *Server) unlock() { <-s.sem }
 
 // checkPath refuses state directories that could not be written safely into
 // a dnsmasq configuration line.
