@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/netip"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -103,7 +105,22 @@ func TestRouter(t *testing.T) {
 		e.exec(l.VM1, "ping", "-c1", "-W5", lab.RouterInt1.Addr().String())
 	})
 
-	t.Run("ipv6", func(t *testing.T) {
+	t.Run("ipv6 and bgp", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		sock, err := l.StartUpstreamBGP(ctx, filepath.Join(e.dir, "upstream"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The appliance announces its tenant prefix, and only that.
+		waitFor(t, 90*time.Second, "the upstream to learn 2001:db8:100::/64 over BGP", func() bool {
+			out, _ := exec.Command("ip", "-n", l.Upstream, "-6", "route", "show", "proto", "bird").Output()
+			return strings.Contains(string(out), "2001:db8:100::/64 via 2001:db8:77::2")
+		})
+		routes, _ := exec.Command("birdc", "-s", sock, "show", "route", "protocol", "appliance").CombinedOutput()
+		if strings.Count(string(routes), "/64") != 1 {
+			t.Errorf("the upstream learned more than the tenant prefix:\n%s", routes)
+		}
 		// BIRD's router advertisement gives vm1 a SLAAC address and a route.
 		waitFor(t, 60*time.Second, "a SLAAC address on vm1", func() bool {
 			out, _ := exec.Command("ip", "-n", l.VM1, "-6", "addr", "show", "dev", "eth0", "scope", "global").Output()
@@ -165,7 +182,11 @@ func TestRouter(t *testing.T) {
 		next := l.Document(e.meta.port)
 		next.Generation = 12
 		next.FloatingIPs = nil
+		events := watchKernel(t, l.Appliance)
 		e.mustPut(next)
+		if got := events.count(); len(got) == 0 {
+			t.Errorf("removing a floating IP caused no kernel notification (is the watch blind?)")
+		}
 		unreachable(t, l.Upstream, fip)
 		if got := seenAs(t, l.VM1, internet); got != lab.RouterExt.Addr().String() {
 			t.Errorf("without its floating IP, upstream saw vm1 as %s, want %s", got, lab.RouterExt.Addr())
@@ -186,4 +207,40 @@ func (e *env) generation() uint64 {
 		e.t.Fatal(err)
 	}
 	return info.Generation
+}
+
+// TestAgentRestart kills the agent: the router keeps forwarding and serving
+// DHCP without it, and a new agent restores the saved document and adopts
+// the running daemons instead of restarting them.
+func TestAgentRestart(t *testing.T) {
+	e := newEnv(t)
+	l := e.lab
+	doc := l.Document(e.meta.port)
+	doc.Generation = 3
+	e.mustPut(doc)
+	e.lease(l.VM2)
+	port := listen(t, l.Upstream, netip.AddrPortFrom(lab.Internet, 0).String())
+	internet := netip.AddrPortFrom(lab.Internet, uint16(port)).String()
+	seenAs(t, l.VM2, internet)
+	before := daemonPIDs(t, l.Appliance, "dnsmasq", "bird")
+
+	_ = e.agent.Process.Kill()
+	_ = e.agent.Wait()
+	if got := seenAs(t, l.VM2, internet); got != lab.RouterExt.Addr().String() {
+		t.Errorf("with the agent dead, upstream saw vm2 as %s", got)
+	}
+	if lease := e.lease(l.VM2); lease.IP != lab.VM2IP.String() {
+		t.Errorf("with the agent dead, vm2's DHCP lease is %+v", lease)
+	}
+
+	e.startAgent()
+	if got := e.generation(); got != 3 {
+		t.Errorf("restarted agent serves generation %d, want the saved 3", got)
+	}
+	if after := daemonPIDs(t, l.Appliance, "dnsmasq", "bird"); after["dnsmasq"] != before["dnsmasq"] || after["bird"] != before["bird"] {
+		t.Errorf("daemons restarted across the agent restart: before %v, after %v", before, after)
+	}
+	if got := seenAs(t, l.VM2, internet); got != lab.RouterExt.Addr().String() {
+		t.Errorf("after the restart, upstream saw vm2 as %s", got)
+	}
 }
