@@ -135,6 +135,7 @@ type Manager struct {
 
 	mu     sync.Mutex
 	sock   *nlSock
+	aux    []*nlSock    // for concurrent dumps (see readKernel)
 	cache  *kernelState // mirror of the kernel's table; nil when unknown
 	memo   ruleMemo
 	closed bool
@@ -248,13 +249,15 @@ func (m *Manager) Close() error {
 	}
 	m.closed = true
 	m.cache = nil
-	if m.sock == nil {
-		return nil
+	var errs []error
+	for _, s := range append([]*nlSock{m.sock}, m.aux...) {
+		if s != nil {
+			errs = append(errs, s.close())
+		}
 	}
-	err := m.sock.close()
-	m.sock = nil
-	if err != nil {
-		return fmt.Errorf("firewall: close netlink socket: %w", err)
+	m.sock, m.aux = nil, nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("firewall: close netlink sockets: %w", err)
 	}
 	return nil
 }
@@ -278,7 +281,7 @@ func (m *Manager) ready(ctx context.Context) error {
 	return nil
 }
 
-// resetSock drops the socket after a failure: replies still in flight must
+// resetSock drops the sockets after a failure: replies still in flight must
 // not be read by the next operation. The mirror is dropped too.
 func (m *Manager) resetSock() {
 	m.cache = nil
@@ -286,6 +289,12 @@ func (m *Manager) resetSock() {
 		_ = m.sock.close()
 		m.sock = nil
 	}
+	for _, s := range m.aux {
+		if s != nil {
+			_ = s.close()
+		}
+	}
+	m.aux = nil
 }
 
 // Remove deletes the table (and so every rule, set and map in it).

@@ -158,8 +158,8 @@ func (m *Manager) dumpTable(ctx context.Context) (*kernelState, error) {
 				return nil
 			}
 			c := k.chains[chainName]
-			if c == nil {
-				return fmt.Errorf("rule in unknown chain %q", chainName)
+			if c == nil { // the chain came after the chain dump: read again
+				return fmt.Errorf("rule in unknown chain %q: %w", chainName, errDumpInterrupted)
 			}
 			c.ids = append(c.ids, id)
 			return nil
@@ -217,15 +217,12 @@ func (m *Manager) dumpTable(ctx context.Context) (*kernelState, error) {
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names[min(1, len(names)):] {
-		s, err := dialNetfilter()
+		s, err := m.auxSock(i)
 		if err != nil {
 			errs[i+1] = err
 			continue
 		}
-		wg.Go(func() {
-			defer s.close()
-			errs[i+1] = dumpElems(ctx, s, m.table, name, k.sets[name])
-		})
+		wg.Go(func() { errs[i+1] = dumpElems(ctx, s, m.table, name, k.sets[name]) })
 	}
 	if len(names) > 0 {
 		errs[0] = dumpElems(ctx, m.sock, m.table, names[0], k.sets[names[0]])
@@ -237,6 +234,23 @@ func (m *Manager) dumpTable(ctx context.Context) (*kernelState, error) {
 		}
 	}
 	return k, nil
+}
+
+// auxSock returns the i-th auxiliary socket for concurrent dumps. They are
+// kept open: closing a netfilter netlink socket waits for the kernel's
+// pending nf_tables clean-up (an RCU grace period, often milliseconds).
+func (m *Manager) auxSock(i int) (*nlSock, error) {
+	for len(m.aux) <= i {
+		m.aux = append(m.aux, nil)
+	}
+	if m.aux[i] == nil {
+		s, err := dialNetfilter()
+		if err != nil {
+			return nil, err
+		}
+		m.aux[i] = s
+	}
+	return m.aux[i], nil
 }
 
 func setSpecByName(name string) (setSpec, bool) {
