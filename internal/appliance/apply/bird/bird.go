@@ -195,12 +195,12 @@ func (d *Daemon) install(ctx context.Context, conf string) (Result, error) {
 	started, err := d.proc.Ensure(ctx)
 	switch {
 	case err != nil:
-		return Result{}, fmt.Errorf("starting bird: %w", err)
+		return Result{}, err // names bird, with its output
 	case started:
 		res.Action = ActionStarted
 	case pending:
 		if err := d.proc.Reload(ctx); err != nil {
-			return Result{}, fmt.Errorf("bird: %w", err)
+			return Result{}, err
 		}
 		res.Action = ActionReconfigured
 	default:

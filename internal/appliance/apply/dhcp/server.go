@@ -209,7 +209,7 @@ func (s *Server) Apply(ctx context.Context, spec Spec) (Result, error) {
 	started, err := s.proc.Ensure(ctx)
 	switch {
 	case err != nil:
-		return Result{}, fmt.Errorf("starting dnsmasq: %w", err)
+		return Result{}, err // names dnsmasq, with its output
 	case started:
 		res.Action = ActionStarted
 	case needRestart:
@@ -219,7 +219,7 @@ func (s *Server) Apply(ctx context.Context, spec Spec) (Result, error) {
 		res.Action = ActionRestarted
 	case needReload:
 		if err := s.proc.Reload(ctx); err != nil {
-			return Result{}, fmt.Errorf("reloading dnsmasq: %w", err)
+			return Result{}, err
 		}
 		res.Action = ActionReloaded
 	default:
