@@ -254,7 +254,7 @@ func (m *Manager) auxSock(i int) (*nlSock, error) {
 }
 
 func setSpecByName(name string) (setSpec, bool) {
-	for _, s := range sets {
+	for _, s := range ourSets() {
 		if s.name == name {
 			return s, true
 		}

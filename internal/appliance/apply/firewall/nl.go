@@ -320,6 +320,18 @@ func (s *nlSock) ensureSndbuf(n int) error {
 	if err := s.setSockBuf(unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, want); err != nil {
 		return fmt.Errorf("set send buffer to %d bytes: %w", want, err)
 	}
+	// Without CAP_NET_ADMIN the plain option is capped by net.core.wmem_max.
+	var got int
+	var gerr error
+	if err := s.raw.Control(func(fd uintptr) { got, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF) }); err != nil {
+		return err
+	}
+	if gerr != nil {
+		return fmt.Errorf("read send buffer size: %w", gerr)
+	}
+	if got < n+32 {
+		return fmt.Errorf("transaction of %d bytes exceeds the socket send buffer (%d bytes): raise net.core.wmem_max or grant CAP_NET_ADMIN", n, got)
+	}
 	s.sndbuf = want
 	return nil
 }

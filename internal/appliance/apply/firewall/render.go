@@ -16,7 +16,7 @@ import (
 func render(table string, chains []*chain, elems func(name string) []kv) string {
 	var b strings.Builder
 	n := 0
-	for _, s := range sets {
+	for _, s := range ourSets() {
 		n += 40 * len(elems(s.name))
 	}
 	b.Grow(n + 4096)
@@ -30,7 +30,7 @@ func render(table string, chains []*chain, elems func(name string) []kv) string 
 		}
 		first = false
 	}
-	for _, s := range sets {
+	for _, s := range ourSets() {
 		sep()
 		renderSet(&b, s, elems(s.name))
 	}
@@ -52,9 +52,20 @@ func render(table string, chains []*chain, elems func(name string) []kv) string 
 	return b.String()
 }
 
-var hookNames = map[uint32]string{
-	hookPrerouting: "prerouting", hookInput: "input", hookForward: "forward",
-	hookOutput: "output", hookPostrouting: "postrouting",
+func hookName(h uint32) string {
+	switch h {
+	case hookPrerouting:
+		return "prerouting"
+	case hookInput:
+		return "input"
+	case hookForward:
+		return "forward"
+	case hookOutput:
+		return "output"
+	case hookPostrouting:
+		return "postrouting"
+	}
+	return strconv.Itoa(int(h))
 }
 
 func chainHeader(c chainSpec) string {
@@ -73,7 +84,7 @@ func chainHeader(c chainSpec) string {
 	if c.policy == policyDrop {
 		policy = "drop"
 	}
-	return "type " + c.typ + " hook " + hookNames[c.hook] + " priority " + prio + "; policy " + policy + ";"
+	return "type " + c.typ + " hook " + hookName(c.hook) + " priority " + prio + "; policy " + policy + ";"
 }
 
 func renderSet(b *strings.Builder, s setSpec, elems []kv) {

@@ -55,7 +55,8 @@ const (
 	policyAccept    = 1 // NF_ACCEPT
 )
 
-var metadataAddr = netip.AddrFrom4([4]byte{169, 254, 169, 254})
+// metadataAddr is the address VMs ask for metadata (169.254.169.254).
+func metadataAddr() netip.Addr { return netip.AddrFrom4([4]byte{169, 254, 169, 254}) }
 
 // chainSpec is what identifies a chain besides its rules: recreated when any
 // of it differs in the kernel.
@@ -76,6 +77,7 @@ type rule struct {
 	text  string
 	exprs []byte // NFTA_LIST_ELEM attributes: the content of NFTA_RULE_EXPRESSIONS
 	id    ruleID
+	err   error // why the expressions could not be encoded (a bug)
 }
 
 type chain struct {
@@ -110,14 +112,17 @@ type ruleMemo map[string]*rule
 
 const maxMemo = 4096
 
-var sets = []setSpec{
-	{name: SetInternalV4, id: 1, flags: unix.NFT_SET_INTERVAL, keyType: typeIPv4Addr, keyLen: 4},
-	{name: MapFIPDNAT, id: 2, flags: unix.NFT_SET_MAP, keyType: typeIPv4Addr, keyLen: 4, dataType: typeIPv4Addr, dataLen: 4},
-	{name: MapFIPSNAT, id: 3, flags: unix.NFT_SET_MAP, keyType: typeIPv4Addr, keyLen: 4, dataType: typeIPv4Addr, dataLen: 4},
+// ourSets lists the table's sets and maps, in the order they are rendered.
+func ourSets() [3]setSpec {
+	return [...]setSpec{
+		{name: SetInternalV4, id: 1, flags: unix.NFT_SET_INTERVAL, keyType: typeIPv4Addr, keyLen: 4},
+		{name: MapFIPDNAT, id: 2, flags: unix.NFT_SET_MAP, keyType: typeIPv4Addr, keyLen: 4, dataType: typeIPv4Addr, dataLen: 4},
+		{name: MapFIPSNAT, id: 3, flags: unix.NFT_SET_MAP, keyType: typeIPv4Addr, keyLen: 4, dataType: typeIPv4Addr, dataLen: 4},
+	}
 }
 
 func setByName(name string) setSpec {
-	for _, s := range sets {
+	for _, s := range ourSets() {
 		if s.name == name {
 			return s
 		}
@@ -141,7 +146,8 @@ func v4Addr(u uint32) netip.Addr {
 
 // build computes the desired ruleset of a validated Spec; memo may be nil.
 func build(s *Spec, pairs []fipPair, memo ruleMemo) (*desired, error) {
-	d := &desired{sets: sets, pairs: pairs, fips: s.FloatingIPs}
+	all := ourSets()
+	d := &desired{sets: all[:], pairs: pairs, fips: s.FloatingIPs}
 	if len(memo) > maxMemo {
 		clear(memo)
 	}
@@ -192,7 +198,7 @@ func build(s *Spec, pairs []fipPair, memo ruleMemo) (*desired, error) {
 
 	for _, t := range s.Tenants {
 		if t.Internal && t.Metadata.IsValid() {
-			add(dnat, newRule().iifname(t.IfName).ipAddr(false, metadataAddr).dport(unix.IPPROTO_TCP, 80).dnatTo(t.Metadata))
+			add(dnat, newRule().iifname(t.IfName).ipAddr(false, metadataAddr()).dport(unix.IPPROTO_TCP, 80).dnatTo(t.Metadata))
 		}
 	}
 	if ext != nil {
@@ -219,8 +225,8 @@ func build(s *Spec, pairs []fipPair, memo ruleMemo) (*desired, error) {
 	d.chains = []*chain{in, fwd, markPre, markOut, dnat, snat}
 	for _, c := range d.chains {
 		for _, r := range c.rules {
-			if r.exprs == nil {
-				return nil, fmt.Errorf("build rule %q: %w", r.text, errEncode)
+			if r.err != nil {
+				return nil, fmt.Errorf("encode rule %q of chain %s: %w", r.text, c.name, r.err)
 			}
 		}
 	}
@@ -271,8 +277,6 @@ func intervalElems(prefixes []netip.Prefix) map[uint64]uint32 {
 }
 
 // ---------------------------------------------------------------- rule builder
-
-var errEncode = fmt.Errorf("cannot encode rule expressions")
 
 // ruleBuilder accumulates a rule's expressions and its nft text together, so
 // the two cannot drift apart (a kernel test compares the text with nft's).
@@ -427,7 +431,8 @@ func (r *ruleBuilder) finish(chainName string, memo ruleMemo) *rule {
 	for _, x := range r.exprs {
 		b, err := expr.Marshal(unix.NFPROTO_INET, x)
 		if err != nil {
-			return out // exprs stays nil: reported by build
+			out.err = fmt.Errorf("marshal %T: %w", x, err)
+			return out // reported by build, not memoized
 		}
 		off := w.nest(unix.NFTA_LIST_ELEM)
 		w.b = append(w.b, b...)
@@ -435,6 +440,7 @@ func (r *ruleBuilder) finish(chainName string, memo ruleMemo) *rule {
 		w.endNest(off)
 	}
 	if w.err != nil {
+		out.err = w.err
 		return out
 	}
 	out.exprs = w.b

@@ -444,3 +444,12 @@ func TestParseError(t *testing.T) {
 		t.Errorf("ack parsed as %v", err)
 	}
 }
+
+func TestNewRefusesBadTableNames(t *testing.T) {
+	for _, name := range []string{"with space", `qu"ote`, strings.Repeat("x", 256), "tab\t"} {
+		if m, err := New(Options{Table: name}); err == nil {
+			m.Close()
+			t.Errorf("table name %q accepted", name)
+		}
+	}
+}
