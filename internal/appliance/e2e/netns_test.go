@@ -1,128 +1,51 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
+	"github.com/astara-go/astara/internal/appliance/lab"
 	"golang.org/x/sys/unix"
 )
 
-// inNetns runs fn on a thread switched into the named namespace. Sockets
-// fn creates stay in that namespace, whichever thread uses them later.
-func inNetns(name string, fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	target, err := netns.GetFromName(name)
-	if err != nil {
-		return fmt.Errorf("namespace %s: %w", name, err)
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		return err
-	}
-	defer netns.Set(orig)
-	return fn()
-}
-
-// listen starts a TCP server in namespace ns that answers each connection
-// with the peer address it sees, and returns its port.
+// listen starts an echo server in namespace ns and returns its port.
 func listen(t *testing.T, ns string, addr string) int {
 	t.Helper()
-	var ln net.Listener
-	if err := inNetns(ns, func() (err error) { ln, err = net.Listen("tcp", addr); return err }); err != nil {
+	ln, err := lab.Echo(ns, addr)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s\n", c.RemoteAddr().(*net.TCPAddr).IP)
-			c.Close()
-		}
-	}()
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// dial connects from namespace ns to addr and returns what the server says
-// (the source address it saw), or an error.
-func dial(ns, addr string, timeout time.Duration) (string, error) {
-	var c net.Conn
-	err := inNetns(ns, func() (err error) {
-		c, err = net.DialTimeout("tcp", addr, timeout)
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return strings.TrimSpace(line), err
-}
-
-// seenAs dials until the connection succeeds (the route may still be
-// settling) and returns the source address the server saw.
+// seenAs returns the source address an echo server at addr sees for a
+// connection from ns.
 func seenAs(t *testing.T, ns, addr string) string {
 	t.Helper()
-	var (
-		got  string
-		last error
-	)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if got, last = dial(ns, addr, 3*time.Second); last == nil {
-			return got
-		}
-		time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, err := lab.SeenAs(ctx, ns, addr)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("from %s to %s: %v", ns, addr, last)
-	return ""
+	return got
 }
 
 // unreachable asserts that a TCP connection from ns to addr fails.
 func unreachable(t *testing.T, ns, addr string) {
 	t.Helper()
-	if got, err := dial(ns, addr, 2*time.Second); err == nil {
+	if got, err := lab.Dial(ns, addr, 2*time.Second); err == nil {
 		t.Errorf("from %s, %s is reachable (server saw %s)", ns, addr, got)
-	}
-}
-
-// httpClientIn returns an HTTP client whose connections start in namespace ns.
-func httpClientIn(ns string) *http.Client {
-	return &http.Client{
-		Timeout: 20 * time.Second,
-		Transport: &http.Transport{
-			DisableKeepAlives: true,
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				var c net.Conn
-				err := inNetns(ns, func() (err error) {
-					c, err = (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, addr)
-					return err
-				})
-				return c, err
-			},
-		},
 	}
 }
 
@@ -135,7 +58,7 @@ type kernelEvents struct {
 func watchKernel(t *testing.T, ns string) *kernelEvents {
 	t.Helper()
 	k := &kernelEvents{}
-	err := inNetns(ns, func() error {
+	err := lab.InNetns(ns, func() error {
 		rt, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 		if err != nil {
 			return err

@@ -69,7 +69,7 @@ func TestRouter(t *testing.T) {
 	})
 
 	t.Run("metadata", func(t *testing.T) {
-		c := httpClientIn(l.VM1)
+		c := lab.HTTPClient(l.VM1)
 		resp, err := c.Post("http://169.254.169.254/openstack/latest/password?x=1", "text/plain", strings.NewReader("secret"))
 		if err != nil {
 			t.Fatal(err)

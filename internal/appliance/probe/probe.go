@@ -22,7 +22,8 @@ var (
 	DefaultV6 = netip.MustParseAddr("2001:4860:4860::8888")
 )
 
-// Ping sends one echo request to target and waits for its reply until ctx
+// Ping sends echo requests to target, one every 500 ms (the first may be
+// lost while the neighbour is resolved), until a reply comes back or ctx
 // ends (or one second, when ctx has no deadline).
 func Ping(ctx context.Context, target netip.Addr) error {
 	if !target.IsValid() {
@@ -54,14 +55,30 @@ func Ping(ctx context.Context, target netip.Addr) error {
 		return fmt.Errorf("ping %s: %w", target, err)
 	}
 	dst := &net.IPAddr{IP: target.AsSlice()}
-	if _, err := conn.WriteTo(msg, dst); err != nil {
-		return fmt.Errorf("ping %s: %w", target, err)
-	}
 	buf := make([]byte, 1500)
+	for {
+		if _, err := conn.WriteTo(msg, dst); err != nil {
+			return fmt.Errorf("ping %s: %w", target, err)
+		}
+		resend := time.Now().Add(500 * time.Millisecond)
+		if resend.After(deadline) {
+			resend = deadline
+		}
+		if err := readReply(conn, buf, resend, dst, proto, replyType, id, seq); err == nil {
+			return nil
+		} else if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("ping %s: no reply: %w", target, err)
+		}
+	}
+}
+
+// readReply waits until the given time for the echo reply (id, seq) from dst.
+func readReply(conn *icmp.PacketConn, buf []byte, until time.Time, dst *net.IPAddr, proto int, replyType icmp.Type, id, seq int) error {
+	_ = conn.SetReadDeadline(until)
 	for {
 		n, from, err := conn.ReadFrom(buf)
 		if err != nil {
-			return fmt.Errorf("ping %s: no reply: %w", target, err)
+			return err
 		}
 		if a, ok := from.(*net.IPAddr); !ok || !a.IP.Equal(dst.IP) {
 			continue
