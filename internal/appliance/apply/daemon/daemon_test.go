@@ -350,10 +350,17 @@ func TestRestartsUnexpectedExit(t *testing.T) {
 	if err := p.Stop(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	n := len(lines(t, filepath.Join(dir, "starts")))
-	time.Sleep(3 * p.cfg.MaxBackoff) // observing that nothing happens: nothing to poll
-	if got := len(lines(t, filepath.Join(dir, "starts"))); got != n || p.PID() != 0 {
-		t.Fatalf("stopped daemon was restarted (%d starts, then %d)", n, got)
+	// Nothing is left that could start it again: no restart pending, and
+	// the supervisor no longer wants it.
+	waitFor(t, 10*time.Second, "no pending restart", func() bool {
+		if p.lock(context.Background()) != nil {
+			return false
+		}
+		defer p.unlock()
+		return !p.restarting && !p.want && p.cur == nil
+	})
+	if p.PID() != 0 {
+		t.Fatalf("stopped daemon has pid %d", p.PID())
 	}
 }
 
@@ -576,5 +583,31 @@ func TestOperationsHonorTheirContext(t *testing.T) {
 	}
 	if took := time.Since(t0); took > 10*time.Second {
 		t.Errorf("Close took %v", took)
+	}
+}
+
+// Stop during a restart backoff cancels the restart at once.
+func TestStopCancelsPendingRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := helperConfig(dir, "crash")
+	cfg.MinBackoff, cfg.MaxBackoff = time.Minute, time.Minute
+	p := newProcess(t, cfg)
+	if _, err := p.Ensure(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	pending := func() bool {
+		if p.lock(context.Background()) != nil {
+			return false
+		}
+		defer p.unlock()
+		return p.restarting
+	}
+	waitFor(t, 30*time.Second, "the crash to schedule a restart", pending)
+	if err := p.Stop(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the pending restart to be dropped", func() bool { return !pending() })
+	if n := len(lines(t, filepath.Join(dir, "starts"))); n != 1 {
+		t.Errorf("%d starts; want 1", n)
 	}
 }
