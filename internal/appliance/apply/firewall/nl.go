@@ -433,6 +433,9 @@ func (s *nlSock) request(ctx context.Context, typ uint16, flags uint16, family u
 			case unix.NLMSG_NOOP:
 				return false, nil
 			}
+			if len(m.data) < nfgenLen {
+				return true, fmt.Errorf("short netlink message of type %#x", m.typ)
+			}
 			if err := fn(m); err != nil {
 				return true, err
 			}
