@@ -113,7 +113,6 @@ type Process struct {
 	closeOnce  sync.Once
 	cur        *incarnation
 	want       bool // the daemon should be running (Ensure/Restart vs Stop)
-	closed     bool
 	failures   int  // consecutive unexpected exits or failed restarts
 	restarting bool // a restart loop is pending
 }
@@ -264,7 +263,6 @@ func (p *Process) Close() {
 	p.closeOnce.Do(func() { close(p.done) })
 	p.sem <- struct{}{}
 	defer p.unlock()
-	p.closed = true
 	if p.cur != nil {
 		p.cur.release()
 	}
@@ -285,7 +283,7 @@ func (p *Process) lock(ctx context.Context) error {
 	case <-p.done:
 		return ErrClosed
 	}
-	if p.closed {
+	if p.isClosed() { // both were ready: Close wins
 		p.unlock()
 		return ErrClosed
 	}
@@ -299,11 +297,20 @@ func (p *Process) lockUnlessClosed() bool {
 	case <-p.done:
 		return false
 	}
-	if p.closed {
+	if p.isClosed() {
 		p.unlock()
 		return false
 	}
 	return true
+}
+
+func (p *Process) isClosed() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *Process) unlock() { <-p.sem }
@@ -575,7 +582,7 @@ func (p *Process) watch(inc *incarnation) {
 }
 
 func (p *Process) scheduleRestartLocked() {
-	if p.restarting || p.closed {
+	if p.restarting || p.isClosed() {
 		return
 	}
 	p.restarting = true
