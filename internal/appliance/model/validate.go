@@ -202,6 +202,8 @@ func (n *Network) validateAllocation(e *errs, path string, a *Allocation) {
 		e.add(path+".hostname", "required")
 	} else if !validHostname(a.Hostname) {
 		e.add(path+".hostname", "%q is not a valid host name", a.Hostname)
+	} else if dhcpAmbiguous(a.Hostname) {
+		e.add(path+".hostname", "%q cannot be a DHCP host name: dnsmasq would read it as a lease time or keyword", a.Hostname)
 	}
 	if a.DeviceID != "" && !identifier.MatchString(a.DeviceID) {
 		e.add(path+".device_id", "%q must be 1-255 characters from [A-Za-z0-9._:@-]", a.DeviceID)
@@ -316,6 +318,16 @@ func validHostname(h string) bool {
 		}
 	}
 	return true
+}
+
+// leaseTime is what dnsmasq reads as a lease time in a dhcp-host entry.
+var leaseTime = regexp.MustCompile(`^[0-9]+[smhdwSMHDW]?$`)
+
+// dhcpAmbiguous reports host names dnsmasq would not read as names: a first
+// label that is a lease time (digits, optional unit), "infinite", "ignore".
+func dhcpAmbiguous(h string) bool {
+	first, _, _ := strings.Cut(h, ".")
+	return leaseTime.MatchString(first) || strings.EqualFold(h, "infinite") || strings.EqualFold(h, "ignore")
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {
