@@ -178,7 +178,13 @@ type backend struct {
 	probeV4, probeV6 netip.Addr
 }
 
+// applyTimeout bounds one apply. The apply does not follow the request's
+// context: a client that hangs up must not leave a router half configured.
+const applyTimeout = 2 * time.Minute
+
 func (b *backend) Apply(ctx context.Context, doc *model.Document) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), applyTimeout)
+	defer cancel()
 	return b.applier.Apply(ctx, doc)
 }
 
