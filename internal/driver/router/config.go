@@ -13,6 +13,21 @@ import (
 	"github.com/astara-go/astara/internal/provider"
 )
 
+// ConfigError means the router's data cannot make a valid document (for
+// example an address on a subnet of another network, or an HA router the
+// appliance does not support): retrying will not help until the data
+// changes. Errors reading the network API are not ConfigErrors.
+type ConfigError struct {
+	RouterID string
+	Err      error
+}
+
+func (e *ConfigError) Error() string { return "router " + e.RouterID + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error (a *model.ValidationError when the
+// document failed validation).
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // Input is everything the router's document is built from.
 type Input struct {
 	Router *provider.Router
@@ -77,8 +92,16 @@ func (d *Driver) BuildConfig(ctx context.Context, r *provider.Router, mgmt provi
 // NIC and one network entry (the original sent the network twice); and
 // allocations are sorted by address, so that equal inputs give equal
 // documents. The document is validated: Neutron data that would make an
-// invalid document is an error, never pushed.
+// invalid document is a *ConfigError, never pushed.
 func (c Config) Build(in Input) (*model.Document, error) {
+	doc, err := c.build(in)
+	if err != nil {
+		return nil, &ConfigError{RouterID: in.Router.ID, Err: err}
+	}
+	return doc, nil
+}
+
+func (c Config) build(in Input) (*model.Document, error) {
 	c, err := c.withDefaults()
 	if err != nil {
 		return nil, err
@@ -100,13 +123,13 @@ func (c Config) Build(in Input) (*model.Document, error) {
 
 	mgmt, err := in.network(in.Management.NetworkID, model.NetworkManagement, []provider.Port{in.Management})
 	if err != nil {
-		return nil, fmt.Errorf("router %s: %w", r.ID, err)
+		return nil, err
 	}
 	doc.Networks = append(doc.Networks, *mgmt)
 	if gw := r.GatewayPort; gw != nil {
 		ext, err := in.network(gw.NetworkID, model.NetworkExternal, []provider.Port{*gw})
 		if err != nil {
-			return nil, fmt.Errorf("router %s: %w", r.ID, err)
+			return nil, err
 		}
 		doc.Networks = append(doc.Networks, *ext)
 		doc.DefaultV4Gateway = defaultV4Gateway(ext)
@@ -120,10 +143,10 @@ func (c Config) Build(in Input) (*model.Document, error) {
 		}
 		n, err := in.network(id, model.NetworkInternal, ports)
 		if err != nil {
-			return nil, fmt.Errorf("router %s: %w", r.ID, err)
+			return nil, err
 		}
 		if n.Allocations, err = allocations(in.Networks[id], in.Ports[id]); err != nil {
-			return nil, fmt.Errorf("router %s: %w", r.ID, err)
+			return nil, err
 		}
 		doc.Networks = append(doc.Networks, *n)
 	}
@@ -133,7 +156,7 @@ func (c Config) Build(in Input) (*model.Document, error) {
 		}
 	}
 	if err := doc.Validate(); err != nil {
-		return nil, fmt.Errorf("router %s: its Neutron data would make an invalid configuration: %w", r.ID, err)
+		return nil, fmt.Errorf("its data would make an invalid configuration: %w", err)
 	}
 	return doc, nil
 }

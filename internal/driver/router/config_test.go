@@ -292,10 +292,16 @@ func TestBuildErrors(t *testing.T) {
 		})
 	}
 	var verr *model.ValidationError
+	var cerr *ConfigError
 	w := baseWorld()
 	w.router.HA = true
-	if _, err := testConfig.Build(w.input()); !errors.As(err, &verr) {
-		t.Errorf("an invalid document's error is not a *model.ValidationError: %v", err)
+	if _, err := testConfig.Build(w.input()); !errors.As(err, &verr) || !errors.As(err, &cerr) || cerr.RouterID != "router-1" {
+		t.Errorf("an invalid document's error is not a *ConfigError wrapping a *model.ValidationError: %v", err)
+	}
+	w = baseWorld()
+	delete(w.ifaces, "int2-net")
+	if _, err := testConfig.Build(w.input()); !errors.As(err, &cerr) {
+		t.Errorf("a missing NIC is not a *ConfigError: %v", err)
 	}
 	if _, err := (Config{ManagementNetworkID: "mgt-net"}).Build(baseWorld().input()); err == nil || !strings.Contains(err.Error(), "orchestrator address") {
 		t.Errorf("a config without the orchestrator's address: %v", err)

@@ -73,7 +73,7 @@ type Driver struct {
 	log *slog.Logger
 
 	mu         sync.Mutex
-	lastStatus string // the status last published
+	lastStatus string // the status last published, or last seen on the router
 }
 
 // New returns the driver of router id; it fails when cfg is incomplete.
@@ -271,9 +271,18 @@ func Status(s state.InstanceState) (string, bool) {
 	return "", false
 }
 
+// RecordStatus records the status the network API reports for the router
+// (read with it), so that SyncStatus publishes only what differs from it:
+// a restarted orchestrator does not re-publish every router's status.
+func (d *Driver) RecordStatus(status string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lastStatus = status
+}
+
 // SyncStatus publishes the router's status for state s through the
-// network API, only when it differs from the last one published. A failed
-// publication is retried by the next call.
+// network API, only when it differs from the last one published or
+// recorded. A failed publication is retried by the next call.
 func (d *Driver) SyncStatus(ctx context.Context, s state.InstanceState) error {
 	status, ok := Status(s)
 	if !ok {

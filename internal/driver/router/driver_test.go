@@ -260,6 +260,18 @@ func TestSyncStatus(t *testing.T) {
 	if h := n.StatusHistory("router-1"); !slices.Equal(h, []string{"DOWN", "BUILD", "ACTIVE", "ERROR"}) {
 		t.Errorf("published %v after a failure", h)
 	}
+	// What the router shows is not published again; what differs is.
+	d = newDriver(t, n)
+	d.RecordStatus("ERROR")
+	if err := d.SyncStatus(ctx, state.Error); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SyncStatus(ctx, state.Booting); err != nil {
+		t.Fatal(err)
+	}
+	if h := n.StatusHistory("router-1"); !slices.Equal(h, []string{"DOWN", "BUILD", "ACTIVE", "ERROR", "BUILD"}) {
+		t.Errorf("published %v after recording ERROR", h)
+	}
 }
 
 // TestBuildConfigReadsNeutron: BuildConfig reads what Build needs through
@@ -287,8 +299,9 @@ func TestBuildConfigReadsNeutron(t *testing.T) {
 	}
 
 	n.Fail("GetNetwork", errors.New("neutron down"), 1)
-	if _, err := d.BuildConfig(ctx, r, w.mgmt, w.ifaces); err == nil || !strings.Contains(err.Error(), "reading network") {
-		t.Errorf("BuildConfig with Neutron down: %v", err)
+	var cerr *ConfigError
+	if _, err := d.BuildConfig(ctx, r, w.mgmt, w.ifaces); err == nil || !strings.Contains(err.Error(), "reading network") || errors.As(err, &cerr) {
+		t.Errorf("BuildConfig with Neutron down: %v; want a read error, not a *ConfigError", err)
 	}
 	if err := n.DeleteRouter("router-1"); err != nil {
 		t.Fatal(err)
