@@ -47,7 +47,8 @@
 //     internal_v4, SNAT through map fip_snat (a failed lookup ends the
 //     rule) and else to External.SNATAddr.
 //   - set internal_v4 (ipv4_addr, interval): the internal networks'
-//     subnets, merged; maps fip_dnat and fip_snat (ipv4_addr : ipv4_addr).
+//     subnets, merged; maps fip_dnat and fip_snat (ipv4_addr : ipv4_addr,
+//     size Spec.MaxFloatingIPs: fixed-size hash tables, see readKernel).
 //
 // No IPv6 NAT. Interfaces are matched by name (iifname/oifname), so the
 // ruleset may be applied before the interfaces exist.
@@ -142,6 +143,9 @@ type Manager struct {
 
 	// beforeCommit, if set (by tests), runs between planning and committing.
 	beforeCommit func()
+	// afterElemMsg, if set (by tests), runs after each message of a dump of
+	// a set's elements, with the set's name; concurrently for several sets.
+	afterElemMsg func(set string)
 
 	snap atomic.Pointer[snapshot]
 }
@@ -158,7 +162,7 @@ type snapshot struct {
 
 func (s *snapshot) render() string {
 	s.once.Do(func() {
-		s.text = render(s.table, s.d.chains, func(name string) []kv {
+		s.text = render(s.table, s.d.sets, s.d.chains, func(name string) []kv {
 			switch name {
 			case SetInternalV4:
 				return kvs(s.d.intervals)
@@ -350,7 +354,7 @@ func (m *Manager) Apply(ctx context.Context, s Spec) (Result, error) {
 				m.log.Debug("nftables ruleset changed by someone else, reading it", "known", m.cache.genid, "now", gen)
 			}
 			t0 := time.Now()
-			k, err := m.readKernel(ctx)
+			k, err := m.readKernel(ctx, d.sets)
 			if err != nil {
 				m.resetSock()
 				return res, fmt.Errorf("firewall: apply: %w", err)
@@ -464,7 +468,7 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 	var delSets []string
 	setAct := make(map[string]action, len(d.sets))
 	for name := range k.sets {
-		if _, ok := setSpecByName(name); !ok {
+		if !isOurSet(name) {
 			delSets = append(delSets, name)
 			flushAll = true
 		}
@@ -477,7 +481,9 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 		switch {
 		case ks == nil:
 			setAct[sp.name] = create
-		case ks.spec != want || ks.broken:
+		case ks.spec != want || ks.broken || ks.elems == nil:
+			// elems is nil when they were not read (the set differed
+			// from the one wanted then): their state is unknown.
 			setAct[sp.name] = recreate
 			flushAll = true
 		default:
@@ -566,6 +572,11 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 				w.u32(unix.NFTA_SET_DATA_TYPE, sp.dataType)
 				w.u32(unix.NFTA_SET_DATA_LEN, sp.dataLen)
 			}
+			if sp.size > 0 {
+				desc := w.nest(unix.NFTA_SET_DESC)
+				w.u32(unix.NFTA_SET_DESC_SIZE, sp.size)
+				w.endNest(desc)
+			}
 			w.u32(unix.NFTA_SET_ID, sp.id)
 			b.done()
 			p.counts.SetsCreated++
@@ -596,7 +607,7 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 	}
 	// The interval set is small: refill it whole when it differs.
 	if cur := current(SetInternalV4); !cur.equal(d.intervals) {
-		sc := setChange{spec: setByName(SetInternalV4), fresh: true}
+		sc := setChange{spec: d.set(SetInternalV4), fresh: true}
 		if cur.len() > 0 {
 			w := b.add(s, unix.NFT_MSG_DELSETELEM, 0, "flush set "+SetInternalV4)
 			w.str(unix.NFTA_SET_ELEM_LIST_TABLE, tbl)
@@ -622,7 +633,7 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 		p.counts.ElementsAdded += len(sc.adds)
 		p.sets = append(p.sets, sc)
 	} else if setAct[SetInternalV4] != keep {
-		p.sets = append(p.sets, setChange{spec: setByName(SetInternalV4), fresh: true})
+		p.sets = append(p.sets, setChange{spec: d.set(SetInternalV4), fresh: true})
 	}
 	// The floating IP maps: only the difference.
 	fd, err := diffFIPs(d.pairs, d.fips, current(MapFIPDNAT), current(MapFIPSNAT), k.fipInverse)
@@ -630,8 +641,8 @@ func (m *Manager) plan(k *kernelState, d *desired) (*plan, error) {
 		return nil, err
 	}
 	for _, c := range []setChange{
-		{spec: setByName(MapFIPDNAT), dels: fd.dnDels, adds: fd.dnAdds, fresh: setAct[MapFIPDNAT] != keep},
-		{spec: setByName(MapFIPSNAT), dels: fd.snDels, adds: fd.snAdds, fresh: setAct[MapFIPSNAT] != keep},
+		{spec: d.set(MapFIPDNAT), dels: fd.dnDels, adds: fd.dnAdds, fresh: setAct[MapFIPDNAT] != keep},
+		{spec: d.set(MapFIPSNAT), dels: fd.snDels, adds: fd.snAdds, fresh: setAct[MapFIPSNAT] != keep},
 	} {
 		dels := make([]kv, len(c.dels))
 		for i, key := range c.dels {

@@ -14,12 +14,14 @@ var golden = map[string]string{
 
 	map fip_dnat {
 		type ipv4_addr : ipv4_addr
+		size 16384
 		elements = { 172.16.0.10 : 10.0.0.4,
 			     172.16.0.11 : 10.0.0.5 }
 	}
 
 	map fip_snat {
 		type ipv4_addr : ipv4_addr
+		size 16384
 		elements = { 10.0.0.4 : 172.16.0.10,
 			     10.0.0.5 : 172.16.0.11 }
 	}
@@ -86,10 +88,12 @@ var golden = map[string]string{
 
 	map fip_dnat {
 		type ipv4_addr : ipv4_addr
+		size 16384
 	}
 
 	map fip_snat {
 		type ipv4_addr : ipv4_addr
+		size 16384
 	}
 
 	chain input {
@@ -130,10 +134,12 @@ var golden = map[string]string{
 
 	map fip_dnat {
 		type ipv4_addr : ipv4_addr
+		size 16384
 	}
 
 	map fip_snat {
 		type ipv4_addr : ipv4_addr
+		size 16384
 	}
 
 	chain input {
@@ -177,10 +183,12 @@ var golden = map[string]string{
 
 	map fip_dnat {
 		type ipv4_addr : ipv4_addr
+		size 16384
 	}
 
 	map fip_snat {
 		type ipv4_addr : ipv4_addr
+		size 16384
 	}
 
 	chain input {
@@ -227,11 +235,13 @@ var golden = map[string]string{
 
 	map fip_dnat {
 		type ipv4_addr : ipv4_addr
+		size 16384
 		elements = { 203.0.113.5 : 10.0.0.9 }
 	}
 
 	map fip_snat {
 		type ipv4_addr : ipv4_addr
+		size 16384
 		elements = { 10.0.0.9 : 203.0.113.5 }
 	}
 

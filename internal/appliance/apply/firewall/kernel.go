@@ -44,15 +44,43 @@ func newKernelState() *kernelState {
 
 const maxReadAttempts = 5
 
-// readKernel dumps the table. The dump is retried if the ruleset generation
-// moved while it ran, so the result is a consistent snapshot at genid.
-func (m *Manager) readKernel(ctx context.Context) (*kernelState, error) {
+// readKernel dumps the table; want are the sets Apply wants, whose elements
+// are read if the kernel's sets match them. The dump is retried if the
+// ruleset generation moved while it ran, so the result is a consistent
+// snapshot at genid.
+//
+// The kernel dumps a set's elements in chunks, one per recvmsg, and starts
+// each chunk by walking the set from its beginning and skipping as many
+// elements as it has already sent. That is only sound while the walk order
+// does not change, and a commit (which moves the generation, so we read
+// again) is not the only thing that changes it:
+//
+//   - A set of our maps' kind without a size is an rhashtable
+//     (nft_set_rhash), which a kernel worker resizes, with a new hash seed,
+//     some time after it grew or shrank past a threshold: typically while
+//     we read it right after our own transaction filled it, when the worker
+//     ran late. A chunk after the resize repeats some elements and skips as
+//     many others, while neither the generation nor NLM_F_DUMP_INTR tells.
+//     Our maps therefore have a size (Spec.MaxFloatingIPs), which makes the
+//     kernel back them by a fixed-size hash table (nft_set_hash_fast) that
+//     never moves its elements; the interval set is an rbtree, walked in
+//     key order. A map without our size is recreated anyway, so its
+//     elements are not read.
+//   - Another writer's transaction inserts its new elements when the kernel
+//     receives it, before it commits, and removes them again if it aborts
+//     (neither moves the generation). An element inserted before the
+//     walk's position makes the next chunk repeat one: dumpElems refuses a
+//     dump that lists a key twice, and the table is read again. One removed
+//     before it makes the next chunk skip one, which nothing tells: that
+//     takes a transaction on our sets that started before the dump and
+//     aborted during it (nft has the same limit).
+func (m *Manager) readKernel(ctx context.Context, want []setSpec) (*kernelState, error) {
 	for attempt := 1; ; attempt++ {
 		g1, err := m.sock.generation(ctx)
 		if err != nil {
 			return nil, err
 		}
-		k, err := m.dumpTable(ctx)
+		k, err := m.dumpTable(ctx, want)
 		if err != nil && !errors.Is(err, errDumpInterrupted) {
 			return nil, fmt.Errorf("read table inet %s: %w", m.table, err)
 		}
@@ -69,11 +97,11 @@ func (m *Manager) readKernel(ctx context.Context) (*kernelState, error) {
 		if attempt == maxReadAttempts {
 			return nil, fmt.Errorf("read table inet %s: ruleset kept changing during %d reads", m.table, attempt)
 		}
-		m.log.Debug("nftables ruleset changed while reading it, retrying", "attempt", attempt)
+		m.log.Debug("nftables ruleset changed while reading it, retrying", "attempt", attempt, "error", err)
 	}
 }
 
-func (m *Manager) dumpTable(ctx context.Context) (*kernelState, error) {
+func (m *Manager) dumpTable(ctx context.Context, want []setSpec) (*kernelState, error) {
 	s := m.sock
 	k := newKernelState()
 	err := s.request(ctx, nftType(unix.NFT_MSG_GETTABLE), 0, nfprotoInet,
@@ -190,6 +218,15 @@ func (m *Manager) dumpTable(ctx context.Context) (*kernelState, error) {
 					sp.dataType = it.u32()
 				case unix.NFTA_SET_DATA_LEN:
 					sp.dataLen = it.u32()
+				case unix.NFTA_SET_POLICY:
+					sp.policy = it.u32()
+				case unix.NFTA_SET_DESC:
+					d := newAttrIter(it.val)
+					for d.next() {
+						if d.typ == unix.NFTA_SET_DESC_SIZE {
+							sp.size = d.u32()
+						}
+					}
 				}
 			}
 			// Anonymous sets belong to (foreign) rules and go with them.
@@ -202,30 +239,39 @@ func (m *Manager) dumpTable(ctx context.Context) (*kernelState, error) {
 		return nil, fmt.Errorf("dump sets: %w", err)
 	}
 
-	// Elements of our sets. The kernel builds a dump in the context of the
-	// reader, so the sets are read concurrently, each on its own socket:
-	// the two big maps then cost the time of one.
+	// Elements of our sets, if they are the ones wanted (else they are
+	// deleted or recreated, and their elements do not matter: elems stays
+	// nil). The kernel builds a dump in the context of the reader, so the
+	// sets are read concurrently, each on its own socket: the two big maps
+	// then cost the time of one.
 	var names []string
-	for name, ks := range k.sets {
-		want, known := setSpecByName(name)
-		want.id = 0
-		if known && ks.spec == want { // else deleted or recreated: elements do not matter
+	for _, w := range want {
+		w.id = 0
+		if ks := k.sets[w.name]; ks != nil && ks.spec == w {
 			ks.elems = newElemSet(0)
-			names = append(names, name)
+			names = append(names, w.name)
 		}
 	}
 	errs := make([]error, len(names))
+	dump := func(i int, s *nlSock) {
+		name := names[i]
+		var hook func()
+		if m.afterElemMsg != nil {
+			hook = func() { m.afterElemMsg(name) }
+		}
+		errs[i] = dumpElems(ctx, s, m.table, name, k.sets[name], hook)
+	}
 	var wg sync.WaitGroup
-	for i, name := range names[min(1, len(names)):] {
-		s, err := m.auxSock(i)
+	for i := 1; i < len(names); i++ {
+		s, err := m.auxSock(i - 1)
 		if err != nil {
-			errs[i+1] = err
+			errs[i] = err
 			continue
 		}
-		wg.Go(func() { errs[i+1] = dumpElems(ctx, s, m.table, name, k.sets[name]) })
+		wg.Go(func() { dump(i, s) })
 	}
 	if len(names) > 0 {
-		errs[0] = dumpElems(ctx, m.sock, m.table, names[0], k.sets[names[0]])
+		dump(0, m.sock)
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -253,55 +299,63 @@ func (m *Manager) auxSock(i int) (*nlSock, error) {
 	return m.aux[i], nil
 }
 
-func setSpecByName(name string) (setSpec, bool) {
-	for _, s := range ourSets() {
-		if s.name == name {
-			return s, true
-		}
-	}
-	return setSpec{}, false
-}
-
 // dumpElems reads every element of one of our sets (4-byte keys and data).
-func dumpElems(ctx context.Context, s *nlSock, table, set string, ks *kset) error {
+// A key listed twice means the kernel's walk order changed during the dump
+// (see readKernel), so elements may be missing too: errDumpInterrupted.
+// after, if not nil, runs after each message (tests).
+func dumpElems(ctx context.Context, s *nlSock, table, set string, ks *kset, after func()) error {
 	return s.request(ctx, nftType(unix.NFT_MSG_GETSETELEM), unix.NLM_F_DUMP, nfprotoInet,
 		func(w *msgBuf) {
 			w.str(unix.NFTA_SET_ELEM_LIST_TABLE, table)
 			w.str(unix.NFTA_SET_ELEM_LIST_SET, set)
 		},
 		func(msg nlMsg) error {
-			it := newAttrIter(msg.data[nfgenLen:])
-			for it.next() {
-				if it.typ != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
-					continue
-				}
-				list := newAttrIter(it.val)
-				for list.next() {
-					if list.typ != unix.NFTA_LIST_ELEM {
-						continue
-					}
-					var key, data, flags uint32
-					var haveKey bool
-					e := newAttrIter(list.val)
-					for e.next() {
-						switch e.typ {
-						case unix.NFTA_SET_ELEM_KEY:
-							key, haveKey = dataValue(e.val)
-						case unix.NFTA_SET_ELEM_DATA:
-							data, _ = dataValue(e.val)
-						case unix.NFTA_SET_ELEM_FLAGS:
-							flags = e.u32()
-						}
-					}
-					if !haveKey {
-						ks.broken = true
-						continue
-					}
-					ks.elems.put(elemKey(key, flags&unix.NFT_SET_ELEM_INTERVAL_END), data)
+			err := parseElems(msg.data[nfgenLen:], ks)
+			if err == nil && after != nil {
+				after()
+			}
+			return err
+		})
+}
+
+// parseElems adds the elements of one NEWSETELEM message (its attributes)
+// to ks.
+func parseElems(attrs []byte, ks *kset) error {
+	it := newAttrIter(attrs)
+	for it.next() {
+		if it.typ != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
+			continue
+		}
+		list := newAttrIter(it.val)
+		for list.next() {
+			if list.typ != unix.NFTA_LIST_ELEM {
+				continue
+			}
+			var key, data, flags uint32
+			var haveKey bool
+			e := newAttrIter(list.val)
+			for e.next() {
+				switch e.typ {
+				case unix.NFTA_SET_ELEM_KEY:
+					key, haveKey = dataValue(e.val)
+				case unix.NFTA_SET_ELEM_DATA:
+					data, _ = dataValue(e.val)
+				case unix.NFTA_SET_ELEM_FLAGS:
+					flags = e.u32()
 				}
 			}
-			return nil
-		})
+			if !haveKey {
+				ks.broken = true
+				continue
+			}
+			k := elemKey(key, flags&unix.NFT_SET_ELEM_INTERVAL_END)
+			if _, dup := ks.elems.get(k); dup {
+				return fmt.Errorf("element %s listed twice: %w", v4Addr(key), errDumpInterrupted)
+			}
+			ks.elems.put(k, data)
+		}
+	}
+	return nil
 }
 
 // dataValue decodes a nested NFTA_DATA_VALUE of 4 bytes.

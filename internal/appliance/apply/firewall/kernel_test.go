@@ -254,6 +254,29 @@ func TestRepairsExternalChanges(t *testing.T) {
 		}, func(t *testing.T, r Result) bool {
 			return r.SetsCreated == 1 && r.ElementsAdded == 2 && r.ChainsRewritten == 6
 		}},
+		{"map without size (as older versions made them)", func(t *testing.T) {
+			nft(t, "flush", "chain", "inet", "astara", "nat_postrouting")
+			nft(t, "delete", "map", "inet", "astara", "fip_snat")
+			nft(t, "add", "map", "inet", "astara", "fip_snat", "{ type ipv4_addr : ipv4_addr; }")
+			nft(t, "add", "element", "inet", "astara", "fip_snat", "{ 10.0.0.4 : 172.16.0.10, 10.0.0.5 : 172.16.0.11 }")
+		}, func(t *testing.T, r Result) bool {
+			return r.SetsCreated == 1 && r.ElementsAdded == 2 && r.ChainsRewritten == 6
+		}},
+		{"map with another size", func(t *testing.T) {
+			nft(t, "flush", "chain", "inet", "astara", "nat_prerouting")
+			nft(t, "delete", "map", "inet", "astara", "fip_dnat")
+			nft(t, "add", "map", "inet", "astara", "fip_dnat", "{ type ipv4_addr : ipv4_addr; size 2; }")
+			nft(t, "add", "element", "inet", "astara", "fip_dnat", "{ 172.16.0.10 : 10.0.0.4, 172.16.0.11 : 10.0.0.5 }")
+		}, func(t *testing.T, r Result) bool {
+			return r.SetsCreated == 1 && r.ElementsAdded == 2 && r.ChainsRewritten == 6
+		}},
+		{"map with memory policy", func(t *testing.T) {
+			nft(t, "flush", "chain", "inet", "astara", "nat_prerouting")
+			nft(t, "delete", "map", "inet", "astara", "fip_dnat")
+			nft(t, "add", "map", "inet", "astara", "fip_dnat", "{ type ipv4_addr : ipv4_addr; size 16384; policy memory; }")
+		}, func(t *testing.T, r Result) bool {
+			return r.SetsCreated == 1 && r.ElementsAdded == 2 && r.ChainsRewritten == 6
+		}},
 		{"catch-all element", func(t *testing.T) {
 			nft(t, "add", "element", "inet", "astara", "fip_snat", "{ * : 1.2.3.4 }")
 		}, func(t *testing.T, r Result) bool { return r.SetsCreated == 1 && r.ElementsAdded == 2 }},

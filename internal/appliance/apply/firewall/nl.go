@@ -394,7 +394,10 @@ var errDumpInterrupted = errors.New("netlink dump interrupted by a concurrent ru
 
 // request sends one request and hands every reply message to fn, until the
 // reply is complete: the first message for a plain request, NLMSG_DONE for a
-// dump. Messages of other (stale) sequence numbers are skipped.
+// dump. Messages of other (stale) sequence numbers are skipped. When fn
+// fails during a dump, the rest of the dump is read (and dropped) before
+// its error is returned: the socket can then run another dump (the kernel
+// refuses a new dump with EBUSY while one is unfinished).
 func (s *nlSock) request(ctx context.Context, typ uint16, flags uint16, family uint8, attrs func(*msgBuf), fn func(nlMsg) error) error {
 	seq := s.nextSeq()
 	w := &s.scratch
@@ -413,6 +416,7 @@ func (s *nlSock) request(ctx context.Context, typ uint16, flags uint16, family u
 	}
 	dump := flags&unix.NLM_F_DUMP == unix.NLM_F_DUMP
 	var intr bool
+	var fnErr error
 	for {
 		b, err := s.recv()
 		if err != nil {
@@ -436,8 +440,14 @@ func (s *nlSock) request(ctx context.Context, typ uint16, flags uint16, family u
 			if len(m.data) < nfgenLen {
 				return true, fmt.Errorf("short netlink message of type %#x", m.typ)
 			}
+			if fnErr != nil {
+				return false, nil
+			}
 			if err := fn(m); err != nil {
-				return true, err
+				if !dump {
+					return true, err
+				}
+				fnErr = err
 			}
 			return !dump, nil
 		})
@@ -445,6 +455,9 @@ func (s *nlSock) request(ctx context.Context, typ uint16, flags uint16, family u
 			return err
 		}
 		if done {
+			if fnErr != nil {
+				return fnErr
+			}
 			if intr {
 				return errDumpInterrupted
 			}

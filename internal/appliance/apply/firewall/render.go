@@ -13,10 +13,10 @@ import (
 
 // render writes the table in nft's list syntax: what `nft list table inet
 // <name>` prints, except that set elements are sorted and one per line.
-func render(table string, chains []*chain, elems func(name string) []kv) string {
+func render(table string, sets []setSpec, chains []*chain, elems func(name string) []kv) string {
 	var b strings.Builder
 	n := 0
-	for _, s := range ourSets() {
+	for _, s := range sets {
 		n += 40 * len(elems(s.name))
 	}
 	b.Grow(n + 4096)
@@ -30,7 +30,7 @@ func render(table string, chains []*chain, elems func(name string) []kv) string 
 		}
 		first = false
 	}
-	for _, s := range ourSets() {
+	for _, s := range sets {
 		sep()
 		renderSet(&b, s, elems(s.name))
 	}
@@ -93,6 +93,9 @@ func renderSet(b *strings.Builder, s setSpec, elems []kv) {
 		b.WriteString("\tmap " + s.name + " {\n\t\ttype ipv4_addr : ipv4_addr\n")
 	} else {
 		b.WriteString("\tset " + s.name + " {\n\t\ttype ipv4_addr\n")
+	}
+	if s.size > 0 {
+		b.WriteString("\t\tsize " + strconv.FormatUint(uint64(s.size), 10) + "\n")
 	}
 	n := len(elems)
 	if s.flags&unix.NFT_SET_INTERVAL != 0 {
@@ -219,7 +222,7 @@ func renderSpec(table string, s Spec) (string, error) {
 		return "", err
 	}
 	dn, sn := fipElems(s.FloatingIPs)
-	return render(table, d.chains, func(name string) []kv {
+	return render(table, d.sets, d.chains, func(name string) []kv {
 		switch name {
 		case SetInternalV4:
 			return kvs(d.intervals)

@@ -94,6 +94,15 @@ type setSpec struct {
 	keyLen   uint32
 	dataType uint32
 	dataLen  uint32
+	// size is the maximum number of elements (NFTA_SET_DESC_SIZE), 0 for
+	// none. Given a size, the kernel backs a map with 4-byte keys by a
+	// fixed-size hash table (nft_set_hash_fast) instead of a resizable
+	// rhashtable (nft_set_rhash), and only the former can be dumped
+	// reliably: see readKernel.
+	size uint32
+	// policy is NFTA_SET_POLICY; ours are NFT_SET_POL_PERFORMANCE (0), the
+	// kernel's default. With "memory" the kernel may pick another backend.
+	policy uint32
 }
 
 // desired is the ruleset computed from a Spec, elements apart: the interval
@@ -113,16 +122,39 @@ type ruleMemo map[string]*rule
 const maxMemo = 4096
 
 // ourSets lists the table's sets and maps, in the order they are rendered.
-func ourSets() [3]setSpec {
+// The floating IP maps have room for fipCap elements.
+func ourSets(fipCap uint32) [3]setSpec {
 	return [...]setSpec{
 		{name: SetInternalV4, id: 1, flags: unix.NFT_SET_INTERVAL, keyType: typeIPv4Addr, keyLen: 4},
-		{name: MapFIPDNAT, id: 2, flags: unix.NFT_SET_MAP, keyType: typeIPv4Addr, keyLen: 4, dataType: typeIPv4Addr, dataLen: 4},
-		{name: MapFIPSNAT, id: 3, flags: unix.NFT_SET_MAP, keyType: typeIPv4Addr, keyLen: 4, dataType: typeIPv4Addr, dataLen: 4},
+		{name: MapFIPDNAT, id: 2, flags: unix.NFT_SET_MAP, keyType: typeIPv4Addr, keyLen: 4, dataType: typeIPv4Addr, dataLen: 4, size: fipCap},
+		{name: MapFIPSNAT, id: 3, flags: unix.NFT_SET_MAP, keyType: typeIPv4Addr, keyLen: 4, dataType: typeIPv4Addr, dataLen: 4, size: fipCap},
 	}
 }
 
+// setByName returns one of our sets without its size (what a rule needs to
+// reference it: name, id, flags).
 func setByName(name string) setSpec {
-	for _, s := range ourSets() {
+	for _, s := range ourSets(0) {
+		if s.name == name {
+			return s
+		}
+	}
+	panic("unknown set " + name)
+}
+
+// isOurSet reports whether name is one of our sets or maps.
+func isOurSet(name string) bool {
+	for _, s := range ourSets(0) {
+		if s.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// set returns the desired spec of one of our sets.
+func (d *desired) set(name string) setSpec {
+	for _, s := range d.sets {
 		if s.name == name {
 			return s
 		}
@@ -146,7 +178,7 @@ func v4Addr(u uint32) netip.Addr {
 
 // build computes the desired ruleset of a validated Spec; memo may be nil.
 func build(s *Spec, pairs []fipPair, memo ruleMemo) (*desired, error) {
-	all := ourSets()
+	all := ourSets(fipCapacity(s))
 	d := &desired{sets: all[:], pairs: pairs, fips: s.FloatingIPs}
 	if len(memo) > maxMemo {
 		clear(memo)

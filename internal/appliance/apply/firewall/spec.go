@@ -24,6 +24,37 @@ type Spec struct {
 	// FloatingIPs map public addresses on the external network to fixed
 	// addresses of tenant VMs. They require External.
 	FloatingIPs []FloatingIP
+	// MaxFloatingIPs bounds len(FloatingIPs): the kernel's floating IP maps
+	// are fixed-size hash tables with room for exactly this many elements
+	// (nft list shows it as their "size"). 0 means DefaultMaxFloatingIPs;
+	// more than MaxFloatingIPsLimit is refused, and so are more floating IPs
+	// than this.
+	//
+	// Set it from the external network: the number of addresses in its IPv4
+	// subnets, capped at MaxFloatingIPsLimit. It should rarely change: a
+	// change recreates both maps, and so refills them and rewrites every
+	// chain (in the one transaction of that Apply, atomically). Its cost
+	// grows with it, whatever the number of floating IPs: each map's bucket
+	// array takes 11 to 21 bytes of kernel memory per unit (512 KiB in all
+	// for the default), allocated when the maps are created, and a kernel
+	// read walks the arrays.
+	MaxFloatingIPs int
+}
+
+const (
+	// DefaultMaxFloatingIPs is the capacity of the floating IP maps when
+	// Spec.MaxFloatingIPs is 0.
+	DefaultMaxFloatingIPs = 1 << 14
+	// MaxFloatingIPsLimit is the largest Spec.MaxFloatingIPs (a /14).
+	MaxFloatingIPsLimit = 1 << 18
+)
+
+// fipCapacity is the capacity of the floating IP maps of a valid Spec.
+func fipCapacity(s *Spec) uint32 {
+	if s.MaxFloatingIPs == 0 {
+		return DefaultMaxFloatingIPs
+	}
+	return uint32(s.MaxFloatingIPs)
 }
 
 // External describes the router's external network.
@@ -230,6 +261,12 @@ func validateNetworks(s *Spec) error {
 	}
 	if len(s.FloatingIPs) > 0 && s.External == nil {
 		return invalid("FloatingIPs: %d floating IPs but no external network", len(s.FloatingIPs))
+	}
+	if s.MaxFloatingIPs < 0 || s.MaxFloatingIPs > MaxFloatingIPsLimit {
+		return invalid("MaxFloatingIPs: %d is not between 0 (the default, %d) and %d", s.MaxFloatingIPs, DefaultMaxFloatingIPs, MaxFloatingIPsLimit)
+	}
+	if n, c := len(s.FloatingIPs), fipCapacity(s); n > int(c) {
+		return invalid("FloatingIPs: %d floating IPs, more than MaxFloatingIPs (%d) allows", n, c)
 	}
 	return nil
 }
