@@ -189,6 +189,7 @@ func firewallSpec(doc *model.Document, real map[string]string, cfg planConfig) f
 				}
 			}
 			s.External = ext
+			s.MaxFloatingIPs = floatingCapacity(n.Subnets)
 		case model.NetworkInternal, model.NetworkIsolated:
 			t := firewall.Tenant{IfName: name, Internal: n.Type == model.NetworkInternal}
 			for _, sn := range n.Subnets {
@@ -213,4 +214,20 @@ func firewallSpec(doc *model.Document, real map[string]string, cfg planConfig) f
 		s.FloatingIPs[i] = firewall.FloatingIP{Floating: f.FloatingIP, Fixed: f.FixedIP}
 	}
 	return s
+}
+
+// floatingCapacity is how many floating IPs the external subnets can hold:
+// the size of the firewall's floating-IP maps (the kernel caps a sized map).
+func floatingCapacity(subnets []model.Subnet) int {
+	total := 0
+	for _, sn := range subnets {
+		if !sn.CIDR.Addr().Is4() {
+			continue
+		}
+		total += 1 << (32 - sn.CIDR.Bits())
+		if total >= firewall.MaxFloatingIPsLimit {
+			return firewall.MaxFloatingIPsLimit
+		}
+	}
+	return total
 }

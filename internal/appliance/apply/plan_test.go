@@ -109,6 +109,9 @@ func TestPlan(t *testing.T) {
 			t.Errorf("tenant %d: %+v, want %+v", i, g, w)
 		}
 	}
+	if fw.MaxFloatingIPs != 256 {
+		t.Errorf("MaxFloatingIPs = %d, want 256 (the external /24)", fw.MaxFloatingIPs)
+	}
 	if want := []firewall.FloatingIP{{Floating: lab.FloatingIP, Fixed: lab.VM1IP}}; !slices.Equal(fw.FloatingIPs, want) {
 		t.Errorf("floating IPs %v", fw.FloatingIPs)
 	}
