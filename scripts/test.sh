@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
 
 ensure_packages iproute2 nftables iptables conntrack dnsmasq-base bird2 \
-	isc-dhcp-client iputils-ping procps
+	isc-dhcp-client iputils-ping procps rabbitmq-server
 ensure_go
 
 go vet ./...
