@@ -142,6 +142,9 @@ type Machine struct {
 // Failures returns how many steps failed in a row.
 func (m *Machine) Failures() int { return int(m.failures) }
 
+// RebuildImage returns the image of the rebuild in progress.
+func (m *Machine) RebuildImage() string { return m.rebuildImage }
+
 // ErrorSince returns when the resource entered ERROR (zero if it is not, or
 // if the machine does not know).
 func (m *Machine) ErrorSince() time.Time {

@@ -26,8 +26,10 @@ type Model struct {
 	Attempts   int       // boots since the last good configuration
 	Image      string    // the image SetImage set
 	BootImages []string  // the image of each boot, in order
+	BootTimes  []time.Time
 
 	// Knobs.
+	Delay       time.Duration // how long each call to the cloud takes
 	BootTime    time.Duration // how long an instance takes to answer
 	HangBoot    bool          // instances never answer
 	FailBoots   int           // the next FailBoots boots fail
@@ -68,6 +70,7 @@ func (f *Fake) Model() Model {
 	defer f.mu.Unlock()
 	m := f.m
 	m.BootImages = append([]string(nil), m.BootImages...)
+	m.BootTimes = append([]time.Time(nil), m.BootTimes...)
 	return m
 }
 
@@ -85,13 +88,24 @@ func (f *Fake) Overlaps() int {
 	return f.overlaps
 }
 
-// enter records a call; the returned function ends it.
-func (f *Fake) enter(method string) func() {
+// enter records a call, and takes the model's Delay for calls to the
+// cloud (those with a context); the returned function ends it.
+func (f *Fake) enter(ctx context.Context, method string) func() {
 	f.mu.Lock()
 	f.calls[method]++
 	f.active++
 	if f.active > 1 {
 		f.overlaps++
+	}
+	if d := f.m.Delay; d > 0 && ctx != nil {
+		f.mu.Unlock()
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		f.mu.Lock()
 	}
 	return func() { f.active--; f.mu.Unlock() }
 }
@@ -108,8 +122,8 @@ func (f *Fake) State() state.InstanceState {
 }
 
 // UpdateState implements state.Instance.
-func (f *Fake) UpdateState(context.Context) state.InstanceState {
-	defer f.enter("UpdateState")()
+func (f *Fake) UpdateState(ctx context.Context) state.InstanceState {
+	defer f.enter(ctx, "UpdateState")()
 	switch {
 	case f.m.Gone:
 		f.m.State = state.Gone
@@ -126,10 +140,11 @@ func (f *Fake) UpdateState(context.Context) state.InstanceState {
 }
 
 // Boot implements state.Instance.
-func (f *Fake) Boot(context.Context) error {
-	defer f.enter("Boot")()
+func (f *Fake) Boot(ctx context.Context) error {
+	defer f.enter(ctx, "Boot")()
 	f.m.Attempts++
 	f.m.BootImages = append(f.m.BootImages, f.m.Image)
+	f.m.BootTimes = append(f.m.BootTimes, time.Now())
 	if f.m.FailBoots > 0 {
 		f.m.FailBoots--
 		f.m.State = state.Down
@@ -141,8 +156,8 @@ func (f *Fake) Boot(context.Context) error {
 }
 
 // Configure implements state.Instance.
-func (f *Fake) Configure(context.Context) state.InstanceState {
-	defer f.enter("Configure")()
+func (f *Fake) Configure(ctx context.Context) state.InstanceState {
+	defer f.enter(ctx, "Configure")()
 	switch {
 	case f.m.Gone:
 		return state.Gone
@@ -157,8 +172,8 @@ func (f *Fake) Configure(context.Context) state.InstanceState {
 }
 
 // Replug implements state.Instance.
-func (f *Fake) Replug(context.Context) state.InstanceState {
-	defer f.enter("Replug")()
+func (f *Fake) Replug(ctx context.Context) state.InstanceState {
+	defer f.enter(ctx, "Replug")()
 	switch {
 	case f.m.ReplugFails:
 		f.m.State = state.Restart
@@ -172,7 +187,7 @@ func (f *Fake) Replug(context.Context) state.InstanceState {
 
 // Stop implements state.Instance.
 func (f *Fake) Stop(ctx context.Context) state.InstanceState {
-	end := f.enter("Stop")
+	end := f.enter(ctx, "Stop")
 	if gate := f.m.StopGate; gate != nil {
 		f.mu.Unlock()
 		select {
@@ -199,14 +214,14 @@ func (f *Fake) Stop(ctx context.Context) state.InstanceState {
 }
 
 // SetError implements state.Instance.
-func (f *Fake) SetError(context.Context) {
-	defer f.enter("SetError")()
+func (f *Fake) SetError(ctx context.Context) {
+	defer f.enter(ctx, "SetError")()
 	f.m.State = state.Error
 }
 
 // ClearError implements state.Instance.
-func (f *Fake) ClearError(context.Context) {
-	defer f.enter("ClearError")()
+func (f *Fake) ClearError(ctx context.Context) {
+	defer f.enter(ctx, "ClearError")()
 	f.m.Attempts, f.m.State = 0, state.Down
 }
 
@@ -219,7 +234,7 @@ func (f *Fake) BootAttempts() int {
 
 // ResetBootCounter implements state.Instance.
 func (f *Fake) ResetBootCounter() {
-	defer f.enter("ResetBootCounter")()
+	defer f.enter(nil, "ResetBootCounter")()
 	f.m.Attempts = 0
 }
 
@@ -235,6 +250,6 @@ func (f *Fake) BootStarted() time.Time {
 
 // SetImage implements state.Instance.
 func (f *Fake) SetImage(image string) {
-	defer f.enter("SetImage")()
+	defer f.enter(nil, "SetImage")()
 	f.m.Image = image
 }
