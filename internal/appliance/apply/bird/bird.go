@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/astara-go/astara/internal/appliance/apply/daemon"
@@ -70,8 +71,20 @@ type Daemon struct {
 	logger                        *slog.Logger
 	dcfg                          daemon.Config
 
-	sem  chan struct{} // serializes Apply and Stop; a context can give up waiting
-	proc *daemon.Process
+	sem   chan struct{} // serializes Apply and Stop; a context can give up waiting
+	proc  *daemon.Process
+	files daemon.Files // what bird.conf holds, vouched for by its stat
+
+	memoMu sync.Mutex
+	memo   *applied // the last valid Spec and what it renders to
+}
+
+// applied is a valid Spec (our own deep copy) with its rendering: an
+// identical Spec is neither validated nor rendered again.
+type applied struct {
+	spec   Spec
+	needed bool
+	conf   []byte
 }
 
 // Option configures a Daemon.
@@ -145,8 +158,13 @@ func (d *Daemon) Show(ctx context.Context, args ...string) (string, error) {
 // and only then installs it, then starts BIRD or has it reload ("birdc
 // configure"), or does nothing when the configuration is unchanged. With no
 // IPv6 tenant subnet and no BGP neighbor, BIRD is stopped.
+//
+// An identical Apply, with BIRD in the expected state, costs a few system
+// calls: the Spec is compared with the last one instead of being validated
+// and rendered again, bird.conf by its stat (see daemon.Files), and the
+// supervisor knows whether BIRD runs without looking at /proc.
 func (d *Daemon) Apply(ctx context.Context, spec Spec) (Result, error) {
-	p, err := spec.validate()
+	a, err := d.prepare(&spec)
 	if err != nil {
 		return Result{}, err
 	}
@@ -158,9 +176,9 @@ func (d *Daemon) Apply(ctx context.Context, spec Spec) (Result, error) {
 	}
 	defer d.unlock()
 
-	if !p.needed() {
-		was := d.proc.Running()
-		if err := d.proc.Stop(ctx); err != nil {
+	if !a.needed {
+		was, err := d.proc.EnsureStopped(ctx)
+		if err != nil {
 			return Result{}, fmt.Errorf("stopping bird: %w", err)
 		}
 		_ = os.Remove(d.pending)
@@ -169,25 +187,53 @@ func (d *Daemon) Apply(ctx context.Context, spec Spec) (Result, error) {
 		}
 		return Result{Action: ActionNone}, nil
 	}
-	return d.install(ctx, render(p, d.log))
+	return d.installConf(ctx, a.conf)
+}
+
+// prepare validates and renders spec, or returns what it rendered to last
+// time if it is the same as then.
+func (d *Daemon) prepare(spec *Spec) (*applied, error) {
+	d.memoMu.Lock()
+	last := d.memo
+	d.memoMu.Unlock()
+	if last != nil && specEqual(spec, &last.spec) {
+		return last, nil
+	}
+	p, err := spec.validate()
+	if err != nil {
+		return nil, err
+	}
+	a := &applied{spec: cloneSpec(spec), needed: p.needed()}
+	if a.needed {
+		a.conf = []byte(render(p, d.log))
+	}
+	d.memoMu.Lock()
+	d.memo = a
+	d.memoMu.Unlock()
+	return a, nil
 }
 
 // install makes BIRD run with conf.
 func (d *Daemon) install(ctx context.Context, conf string) (Result, error) {
+	return d.installConf(ctx, []byte(conf))
+}
+
+// installConf is install, for conf as it is kept.
+func (d *Daemon) installConf(ctx context.Context, conf []byte) (Result, error) {
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return Result{}, fmt.Errorf("creating state directory: %w", err)
 	}
 	var res Result
 	_, pendingErr := os.Stat(d.pending)
 	pending := pendingErr == nil
-	if !daemon.FileEquals(d.conf, []byte(conf)) {
+	if !d.files.Equal(d.conf, conf) {
 		if err := d.check(ctx, conf); err != nil {
 			return Result{}, err
 		}
 		if _, err := daemon.WriteFile(d.pending, []byte("configure\n"), 0o644); err != nil {
 			return Result{}, err
 		}
-		if _, err := daemon.WriteFile(d.conf, []byte(conf), 0o644); err != nil {
+		if _, err := d.files.Write(d.conf, conf, 0o644); err != nil {
 			return Result{}, err
 		}
 		res.Changed, pending = true, true
@@ -218,13 +264,13 @@ func (d *Daemon) install(ctx context.Context, conf string) (Result, error) {
 
 // check parses conf with "bird -p", so that a configuration BIRD rejects
 // never replaces one it accepted.
-func (d *Daemon) check(ctx context.Context, conf string) error {
+func (d *Daemon) check(ctx context.Context, conf []byte) error {
 	f, err := os.CreateTemp(d.dir, ".bird-check.*.conf")
 	if err != nil {
 		return fmt.Errorf("checking bird configuration: %w", err)
 	}
 	defer os.Remove(f.Name())
-	_, err = f.WriteString(conf)
+	_, err = f.Write(conf)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -271,3 +271,52 @@ func comparePrefix(a, b netip.Prefix) int {
 	}
 	return a.Bits() - b.Bits()
 }
+
+// specEqual reports whether a and b are the same Spec, field by field (nil
+// and empty are the same). It must compare every field of Spec, Uplink,
+// Tenant and model.Subnet: TestSpecEqualSeesEveryField fails when one is
+// added and not compared here.
+func specEqual(a, b *Spec) bool {
+	return a.RouterID == b.RouterID && a.LocalASN == b.LocalASN && a.NeighborASN == b.NeighborASN &&
+		uplinkEqual(a.External, b.External) && slices.EqualFunc(a.Tenants, b.Tenants, tenantEqual)
+}
+
+func uplinkEqual(a, b *Uplink) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Interface == b.Interface && slices.EqualFunc(a.Subnets, b.Subnets, subnetEqual)
+}
+
+func tenantEqual(a, b Tenant) bool {
+	return a.Interface == b.Interface && a.MTU == b.MTU && a.Isolated == b.Isolated &&
+		slices.EqualFunc(a.Subnets, b.Subnets, subnetEqual)
+}
+
+func subnetEqual(a, b model.Subnet) bool {
+	return a.ID == b.ID && a.CIDR == b.CIDR && a.GatewayIP == b.GatewayIP && a.DHCPEnabled == b.DHCPEnabled &&
+		slices.Equal(a.DNSNameservers, b.DNSNameservers) && slices.Equal(a.HostRoutes, b.HostRoutes)
+}
+
+// cloneSpec returns a deep copy of s, sharing nothing the caller could
+// change afterwards.
+func cloneSpec(s *Spec) Spec {
+	c := *s
+	if s.External != nil {
+		c.External = &Uplink{Interface: s.External.Interface, Subnets: cloneSubnets(s.External.Subnets)}
+	}
+	c.Tenants = slices.Clone(s.Tenants)
+	for i, t := range c.Tenants {
+		c.Tenants[i].Subnets = cloneSubnets(t.Subnets)
+	}
+	return c
+}
+
+func cloneSubnets(subnets []model.Subnet) []model.Subnet {
+	c := slices.Clone(subnets)
+	for i, sn := range c {
+		c[i].DNSNameservers = slices.Clone(sn.DNSNameservers)
+		c[i].HostRoutes = slices.Clone(sn.HostRoutes)
+	}
+	return c
+}

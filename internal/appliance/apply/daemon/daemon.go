@@ -100,10 +100,16 @@ type Config struct {
 }
 
 // Process supervises one daemon. Its methods are safe for concurrent use.
+//
+// Once it runs a daemon (started or adopted), a Process knows at once when
+// it exits (it waits for its child, or for an adopted daemon's pidfd), so
+// calls that find it running cost no system call. Once it found none, it
+// remembers that along with the pid file's stamp, and only looks through
+// /proc again when the pid file changed (or when it lost its daemon).
 type Process struct {
 	cfg  Config
 	log  *slog.Logger
-	pid  atomic.Int64 // pid of the current incarnation, 0 when none
+	live atomic.Pointer[incarnation] // the current incarnation (nil: none), for lock-free readers
 	done chan struct{}
 
 	// sem serializes operations (a lock that a context can give up
@@ -115,6 +121,20 @@ type Process struct {
 	want       bool // the daemon should be running (Ensure/Restart vs Stop)
 	failures   int  // consecutive unexpected exits or failed restarts
 	restarting bool // a restart loop is pending
+
+	// absent, when set, is the state of the pid file when a look through
+	// /proc last found no instance: while the pid file is still in that
+	// state, there is still none (see findExisting).
+	absentMu sync.Mutex
+	absent   *pidFileState
+	scans    atomic.Int64     // looks through /proc, for tests
+	now      func() time.Time // time.Now; tests move it
+}
+
+// pidFileState is the pid file's stamp, or its absence.
+type pidFileState struct {
+	st     stamp
+	exists bool
 }
 
 // New returns a supervisor for the daemon described by cfg. It starts
@@ -161,12 +181,17 @@ func New(cfg Config) *Process {
 func (p *Process) Name() string { return p.cfg.Name }
 
 // PID returns the pid of the running daemon, or 0. It does not block.
-func (p *Process) PID() int { return int(p.pid.Load()) }
+func (p *Process) PID() int {
+	if inc := p.live.Load(); inc != nil {
+		return inc.pid
+	}
+	return 0
+}
 
 // Running reports whether the supervised daemon is running. Unlike PID, it
 // also finds a daemon left by a previous agent (without adopting it).
 func (p *Process) Running() bool {
-	if pid := p.PID(); pid > 0 && procAlive(pid) {
+	if inc := p.live.Load(); inc != nil && !inc.hasExited() {
 		return true
 	}
 	_, ok := p.findExisting()
@@ -241,8 +266,16 @@ func (p *Process) Restart(ctx context.Context) error {
 // stop timeout, and waits until it is gone. The supervisor stops restarting
 // it. Stopping a daemon that does not run is not an error.
 func (p *Process) Stop(ctx context.Context) error {
+	_, err := p.EnsureStopped(ctx)
+	return err
+}
+
+// EnsureStopped is Stop, reporting whether there was a daemon to stop. When
+// the supervisor already knows that none runs, it costs a stat of the pid
+// file.
+func (p *Process) EnsureStopped(ctx context.Context) (stopped bool, err error) {
 	if err := p.lock(ctx); err != nil {
-		return err
+		return false, err
 	}
 	defer p.unlock()
 	p.want = false
@@ -251,9 +284,9 @@ func (p *Process) Stop(ctx context.Context) error {
 	default:
 	}
 	if !p.aliveLocked() && !p.adoptLocked() {
-		return nil
+		return false, nil
 	}
-	return p.stopLocked(ctx)
+	return true, p.stopLocked(ctx)
 }
 
 // Close stops supervising without stopping the daemon: it keeps running, for
@@ -320,43 +353,92 @@ func (p *Process) aliveLocked() bool {
 	return p.cur != nil && !p.cur.hasExited()
 }
 
-// setCurLocked records the current incarnation (nil: none).
+// setCurLocked records the current incarnation (nil: none). What a look
+// through /proc found no longer holds: the incarnation wrote or will write
+// the pid file, or has just gone.
 func (p *Process) setCurLocked(inc *incarnation) {
 	p.cur = inc
-	if inc == nil {
-		p.pid.Store(0)
-	} else {
-		p.pid.Store(int64(inc.pid))
-	}
+	p.live.Store(inc)
+	p.forgetAbsent()
+}
+
+func (p *Process) forgetAbsent() {
+	p.absentMu.Lock()
+	p.absent = nil
+	p.absentMu.Unlock()
 }
 
 // findExisting looks for a running instance of this daemon: the pid file
 // first, then /proc (in case the pid file was lost).
+//
+// Looking through /proc costs milliseconds on a busy machine, so a look that
+// found nothing is remembered with the pid file's stamp (or its absence):
+// every instance a Process starts or adopts has a pid file (the daemon's or
+// the supervisor's), so one started since shows as a changed pid file, and
+// until then the answer is still "none". A pid file changed too recently for
+// its stamp to tell later changes is not relied on (see SettleTime). What
+// this misses is a daemon started by a third party with exactly our
+// arguments whose pid file was then removed: the next agent finds it.
 func (p *Process) findExisting() (int, bool) {
+	pf, exists, serr := statStamp(p.cfg.PIDFile)
+	now := pidFileState{st: pf, exists: exists}
+	if serr == nil {
+		p.absentMu.Lock()
+		known := p.absent != nil && *p.absent == now
+		p.absentMu.Unlock()
+		if known {
+			return 0, false
+		}
+	}
+	pid, found := p.scan()
+	clock := time.Now
+	if p.now != nil {
+		clock = p.now
+	}
+	if !found && serr == nil && (!exists || pf.settled(clock())) {
+		p.absentMu.Lock()
+		p.absent = &now
+		p.absentMu.Unlock()
+	}
+	return pid, found
+}
+
+// scan looks for an instance named by the pid file, then through /proc.
+func (p *Process) scan() (int, bool) {
+	p.scans.Add(1)
 	path, err := p.path()
 	if err != nil {
 		return 0, false
 	}
-	if pid, err := readPIDFile(p.cfg.PIDFile); err == nil && p.matches(pid, path) {
+	base := filepath.Base(path)
+	ourNS, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		return 0, false
+	}
+	if pid, err := readPIDFile(p.cfg.PIDFile); err == nil && p.matches(pid, base, ourNS) {
 		return pid, true
 	}
 	for _, pid := range listPIDs() {
-		if p.matches(pid, path) {
+		if p.matches(pid, base, ourNS) {
 			return pid, true
 		}
 	}
 	return 0, false
 }
 
-func (p *Process) matches(pid int, path string) bool {
-	if pid <= 0 || pid == os.Getpid() || !procAlive(pid) || !sameNetNS(pid) {
+// matches reports whether pid is an instance of this daemon (executable
+// base name and arguments), alive and in our network namespace (netNS).
+// The command line comes first: it rules out nearly every process with one
+// read.
+func (p *Process) matches(pid int, base, netNS string) bool {
+	if pid <= 0 || pid == os.Getpid() {
 		return false
 	}
 	argv, err := procCmdline(pid)
 	if err != nil || len(argv) != len(p.cfg.Args)+1 {
 		return false
 	}
-	if filepath.Base(argv[0]) != filepath.Base(path) {
+	if filepath.Base(argv[0]) != base {
 		return false
 	}
 	for i, a := range p.cfg.Args {
@@ -364,7 +446,7 @@ func (p *Process) matches(pid int, path string) bool {
 			return false
 		}
 	}
-	return true
+	return procAlive(pid) && inNetNS(pid, netNS)
 }
 
 // adoptLocked adopts a running instance started by a previous agent (or by

@@ -169,15 +169,12 @@ func procCmdline(pid int) ([]string, error) {
 	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00"), nil
 }
 
-// sameNetNS reports whether pid runs in our network namespace: an instance
-// serving another namespace is never ours, whatever its arguments.
-func sameNetNS(pid int) bool {
+// inNetNS reports whether pid runs in the network namespace ns (as
+// readlink of /proc/self/ns/net gives it): an instance serving another
+// namespace is never ours, whatever its arguments.
+func inNetNS(pid int, ns string) bool {
 	theirs, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/net")
-	if err != nil {
-		return false
-	}
-	ours, err := os.Readlink("/proc/self/ns/net")
-	return err == nil && ours == theirs
+	return err == nil && theirs == ns
 }
 
 func listPIDs() []int {

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/astara-go/astara/internal/appliance/apply/daemon"
@@ -66,9 +67,34 @@ type Server struct {
 	log    *slog.Logger
 	dcfg   daemon.Config
 
-	sem  chan struct{} // serializes Apply and Stop; a context can give up waiting
-	proc *daemon.Process
+	sem   chan struct{} // serializes Apply and Stop; a context can give up waiting
+	proc  *daemon.Process
+	files daemon.Files // what dnsmasq's files hold, vouched for by their stat
+
+	memoMu sync.Mutex
+	memo   *applied // the last valid Spec and what it renders to
+
+	userMu sync.Mutex
+	ids    *userIDs // s.user's ids, looked up once (the user is fixed)
 }
+
+// applied is a valid Spec (our own deep copy) with its rendering: an
+// identical Spec is neither validated nor rendered again.
+type applied struct {
+	spec      specMemo
+	needsDHCP bool
+	r         rendered
+	files     []file
+}
+
+// file is one of dnsmasq's configuration files, rendered.
+type file struct {
+	path    string
+	content []byte
+	restart bool // a change needs a restart, not just SIGHUP
+}
+
+type userIDs struct{ uid, gid int }
 
 // Option configures a Server.
 type Option func(*Server)
@@ -124,8 +150,13 @@ func (s *Server) Dir() string { return s.ps.dir }
 // writes the files that changed, then starts, restarts (main configuration
 // changed), reloads (only leases, options or upstreams changed) or leaves
 // dnsmasq alone. With no DHCP-enabled subnet, dnsmasq is stopped.
+//
+// An identical Apply, with dnsmasq in the expected state, costs a few
+// system calls: the Spec is compared with the last one instead of being
+// validated and rendered again, the files by their stat (see daemon.Files),
+// and the supervisor knows whether dnsmasq runs without looking at /proc.
 func (s *Server) Apply(ctx context.Context, spec Spec) (Result, error) {
-	p, err := spec.validate()
+	a, err := s.prepare(&spec)
 	if err != nil {
 		return Result{}, err
 	}
@@ -137,9 +168,9 @@ func (s *Server) Apply(ctx context.Context, spec Spec) (Result, error) {
 	}
 	defer s.unlock()
 
-	if !spec.NeedsDHCP() {
-		was := s.proc.Running()
-		if err := s.proc.Stop(ctx); err != nil {
+	if !a.needsDHCP {
+		was, err := s.proc.EnsureStopped(ctx)
+		if err != nil {
 			return Result{}, fmt.Errorf("stopping dnsmasq: %w", err)
 		}
 		_ = os.Remove(s.ps.pending)
@@ -153,23 +184,19 @@ func (s *Server) Apply(ctx context.Context, spec Spec) (Result, error) {
 		return Result{}, fmt.Errorf("creating state directory: %w", err)
 	}
 	if s.user != "root" {
-		if err := accessibleTo(s.ps.dir, s.user); err != nil {
+		ids, err := s.lookupUser()
+		if err != nil {
+			return Result{}, err
+		}
+		if err := accessibleAs(s.ps.dir, s.user, ids.uid, ids.gid); err != nil {
 			return Result{}, err
 		}
 	}
-	r := render(p, s.ps, s.user)
+	r, files := a.r, a.files
 
-	type file struct {
-		path, content string
-		restart       bool // a change needs a restart, not just SIGHUP
-	}
-	files := []file{{s.ps.conf, r.main, true}, {s.ps.hosts, r.hosts, false}, {s.ps.opts, r.opts, false}}
-	if r.servers != "" {
-		files = append(files, file{s.ps.servers, r.servers, false})
-	}
 	var needRestart, needReload bool
 	for _, f := range files {
-		if !daemon.FileEquals(f.path, []byte(f.content)) {
+		if !s.files.Equal(f.path, f.content) {
 			needRestart = needRestart || f.restart
 			needReload = needReload || !f.restart
 		}
@@ -193,7 +220,7 @@ func (s *Server) Apply(ctx context.Context, spec Spec) (Result, error) {
 			return Result{}, err
 		}
 		for _, f := range files {
-			changed, err := daemon.WriteFile(f.path, []byte(f.content), 0o644)
+			changed, err := s.files.Write(f.path, f.content, 0o644)
 			if err != nil {
 				return Result{}, err
 			}
@@ -203,6 +230,7 @@ func (s *Server) Apply(ctx context.Context, spec Spec) (Result, error) {
 		}
 		if r.servers == "" {
 			_ = os.Remove(s.ps.servers)
+			s.files.Forget(s.ps.servers)
 		}
 	}
 
@@ -233,6 +261,48 @@ func (s *Server) Apply(ctx context.Context, spec Spec) (Result, error) {
 		s.log.Info("applied DHCP configuration", "action", res.Action, "pid", res.PID, "changed", res.Changed)
 	}
 	return res, nil
+}
+
+// prepare validates and renders spec, or returns what it rendered to last
+// time if it is the same as then.
+func (s *Server) prepare(spec *Spec) (*applied, error) {
+	s.memoMu.Lock()
+	last := s.memo
+	s.memoMu.Unlock()
+	if last != nil && last.spec.matches(spec) {
+		return last, nil
+	}
+	p, err := spec.validate()
+	if err != nil {
+		return nil, err
+	}
+	r := render(p, s.ps, s.user)
+	a := &applied{spec: memoOf(spec), needsDHCP: spec.NeedsDHCP(), r: r}
+	a.files = []file{{s.ps.conf, []byte(r.main), true}, {s.ps.hosts, []byte(r.hosts), false}, {s.ps.opts, []byte(r.opts), false}}
+	if r.servers != "" {
+		a.files = append(a.files, file{s.ps.servers, []byte(r.servers), false})
+	}
+	s.memoMu.Lock()
+	s.memo = a
+	s.memoMu.Unlock()
+	return a, nil
+}
+
+// lookupUser looks up the user dnsmasq drops to, once.
+func (s *Server) lookupUser() (*userIDs, error) {
+	s.userMu.Lock()
+	defer s.userMu.Unlock()
+	if s.ids != nil {
+		return s.ids, nil
+	}
+	u, err := user.Lookup(s.user)
+	if err != nil {
+		return nil, fmt.Errorf("dnsmasq user: %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	s.ids = &userIDs{uid: uid, gid: gid}
+	return s.ids, nil
 }
 
 // check runs "dnsmasq --test" on the whole new configuration, so that a
@@ -316,6 +386,11 @@ func accessibleTo(dir, name string) error {
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
+	return accessibleAs(dir, name, uid, gid)
+}
+
+// accessibleAs is accessibleTo for the user name whose ids are uid and gid.
+func accessibleAs(dir, name string, uid, gid int) error {
 	for d := dir; ; d = filepath.Dir(d) {
 		st, err := os.Stat(d)
 		if err != nil {

@@ -3,6 +3,7 @@ package dhcp
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"regexp"
@@ -354,4 +355,84 @@ func comparePrefix(a, b netip.Prefix) int {
 		return c
 	}
 	return a.Bits() - b.Bits()
+}
+
+// specMemo is our own deep copy of a Spec, made to be compared with the
+// next one cheaply: each allocation's addresses are also listed, so that
+// comparing them takes a lookup per address rather than a walk of two maps
+// (with thousands of ports, that is most of an identical Apply).
+type specMemo struct {
+	spec Spec
+	ips  [][]ipDHCP // each allocation's IPAddresses, network by network
+}
+
+type ipDHCP struct {
+	ip   netip.Addr
+	dhcp bool
+}
+
+func memoOf(s *Spec) specMemo {
+	m := specMemo{spec: Spec{
+		ExceptInterfaces: slices.Clone(s.ExceptInterfaces),
+		Upstreams:        slices.Clone(s.Upstreams),
+		Networks:         slices.Clone(s.Networks),
+	}}
+	for i, n := range m.spec.Networks {
+		m.spec.Networks[i].Subnets = slices.Clone(n.Subnets)
+		for j, sn := range n.Subnets {
+			m.spec.Networks[i].Subnets[j].DNSNameservers = slices.Clone(sn.DNSNameservers)
+			m.spec.Networks[i].Subnets[j].HostRoutes = slices.Clone(sn.HostRoutes)
+		}
+		m.spec.Networks[i].Allocations = slices.Clone(n.Allocations)
+		for j, a := range n.Allocations {
+			m.spec.Networks[i].Allocations[j].IPAddresses = maps.Clone(a.IPAddresses)
+			ips := make([]ipDHCP, 0, len(a.IPAddresses))
+			for ip, dhcp := range a.IPAddresses {
+				ips = append(ips, ipDHCP{ip, dhcp})
+			}
+			m.ips = append(m.ips, ips)
+		}
+	}
+	return m
+}
+
+// matches reports whether s is the same Spec as the one m copies, field by
+// field (nil and empty are the same). It must compare every field of Spec,
+// Network, model.Subnet and model.Allocation: TestSpecMemoSeesEveryField
+// fails when one is added and not compared here.
+func (m *specMemo) matches(s *Spec) bool {
+	if len(s.Networks) != len(m.spec.Networks) ||
+		!slices.Equal(s.ExceptInterfaces, m.spec.ExceptInterfaces) ||
+		!slices.Equal(s.Upstreams, m.spec.Upstreams) {
+		return false
+	}
+	k := 0
+	for i := range s.Networks {
+		a, b := &s.Networks[i], &m.spec.Networks[i]
+		if a.Interface != b.Interface || a.MTU != b.MTU ||
+			!slices.EqualFunc(a.Subnets, b.Subnets, subnetEqual) ||
+			len(a.Allocations) != len(b.Allocations) {
+			return false
+		}
+		for j := range a.Allocations {
+			x, y := &a.Allocations[j], &b.Allocations[j]
+			if x.MACAddress != y.MACAddress || x.Hostname != y.Hostname || x.DeviceID != y.DeviceID ||
+				len(x.IPAddresses) != len(m.ips[k]) {
+				return false
+			}
+			// As many addresses, each of ours with the same flag: the same.
+			for _, e := range m.ips[k] {
+				if dhcp, ok := x.IPAddresses[e.ip]; !ok || dhcp != e.dhcp {
+					return false
+				}
+			}
+			k++
+		}
+	}
+	return true
+}
+
+func subnetEqual(a, b model.Subnet) bool {
+	return a.ID == b.ID && a.CIDR == b.CIDR && a.GatewayIP == b.GatewayIP && a.DHCPEnabled == b.DHCPEnabled &&
+		slices.Equal(a.DNSNameservers, b.DNSNameservers) && slices.Equal(a.HostRoutes, b.HostRoutes)
 }

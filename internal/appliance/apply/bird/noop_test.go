@@ -1,0 +1,112 @@
+package bird
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/astara-go/astara/internal/appliance/model"
+	"github.com/astara-go/astara/internal/testutil/nstest"
+)
+
+// birds lists the BIRD processes using this state directory's config.
+func birds(t *testing.T, dir string) []int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !alive(pid) {
+			continue
+		}
+		b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if strings.Contains(string(b), "\x00"+filepath.Join(dir, confName)+"\x00") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// An identical Apply, repeated, starts, stops and reconfigures nothing and
+// rewrites nothing, with BIRD running and with BIRD not needed; a
+// configuration edited behind the Daemon's back is still put right by the
+// next Apply.
+func TestNoopApplyIsQuiet(t *testing.T) {
+	nstest.Require(t)
+	run(t, "ip", "link", "add", "tq0", "type", "veth", "peer", "name", "tq0p")
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", "tq0").Run() })
+	run(t, "ip", "link", "set", "tq0", "up")
+	dir := t.TempDir()
+	d := newDaemon(t, dir)
+	spec := Spec{RouterID: addr("192.0.2.1"), Tenants: []Tenant{{Interface: "tq0", Subnets: []model.Subnet{
+		{CIDR: pfx("2001:db8:30::/64"), GatewayIP: addr("2001:db8:30::1")},
+	}}}}
+	pid := apply(t, d, spec, ActionStarted).PID
+	conf, err := os.ReadFile(d.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino, mtime := stat(t, d.conf)
+	waitFor(t, 30*time.Second, "BIRD to log its start", func() bool { return countIn(t, d.log, "Started") == 1 })
+	starts, reconfigs := countIn(t, d.log, "Started"), countIn(t, d.log, "Reconfiguring")
+	quiet := func(step string, n int) {
+		t.Helper()
+		for range n {
+			if res := apply(t, d, spec, ActionNone); res.PID != pid || res.Changed {
+				t.Fatalf("%s: identical Apply: pid %d -> %d, changed %v", step, pid, res.PID, res.Changed)
+			}
+		}
+		if pids := birds(t, dir); len(pids) != 1 || pids[0] != pid {
+			t.Fatalf("%s: BIRD processes %v; want only %d", step, pids, pid)
+		}
+		if ino2, mtime2 := stat(t, d.conf); ino2 != ino || !mtime2.Equal(mtime) {
+			t.Errorf("%s: identical Applies rewrote bird.conf", step)
+		}
+		if _, err := os.Stat(d.pending); !os.IsNotExist(err) {
+			t.Errorf("%s: pending marker: %v", step, err)
+		}
+		if n := countIn(t, d.log, "Started"); n != starts {
+			t.Errorf("%s: BIRD started %d times; want %d", step, n, starts)
+		}
+		if n := countIn(t, d.log, "Reconfiguring"); n != reconfigs {
+			t.Errorf("%s: identical Applies reconfigured BIRD (%d, was %d)", step, n, reconfigs)
+		}
+	}
+	quiet("running", 50)
+
+	// Edited behind our back: the next Apply puts it right and reconfigures.
+	if err := os.WriteFile(d.conf, append(conf, "# edited\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := apply(t, d, spec, ActionReconfigured); res.PID != pid || !res.Changed {
+		t.Errorf("after an edit: pid %d -> %d, changed %v; want bird.conf rewritten, same process", pid, res.PID, res.Changed)
+	}
+	if b, _ := os.ReadFile(d.conf); string(b) != string(conf) {
+		t.Errorf("bird.conf not put right:\n%s", b)
+	}
+	waitFor(t, 30*time.Second, "BIRD to log the reconfiguration", func() bool { return countIn(t, d.log, "Reconfiguring") == reconfigs+1 })
+	ino, mtime = stat(t, d.conf)
+	reconfigs = countIn(t, d.log, "Reconfiguring")
+	quiet("running, after the repair", 20)
+
+	// Not needed: stopped once, then left alone.
+	none := Spec{Tenants: []Tenant{{Interface: "tq0", Subnets: []model.Subnet{{CIDR: pfx("10.30.0.0/24")}}}}}
+	if res := apply(t, d, none, ActionStopped); res.PID != 0 || alive(pid) {
+		t.Fatalf("BIRD %d not stopped: %+v", pid, res)
+	}
+	for range 50 {
+		if res := apply(t, d, none, ActionNone); res.PID != 0 {
+			t.Fatalf("Apply of a spec without IPv6 or BGP: %+v", res)
+		}
+	}
+	if pids := birds(t, dir); len(pids) != 0 {
+		t.Errorf("BIRD processes %v after Applies that do not need it", pids)
+	}
+	if n := countIn(t, d.log, "Started"); n != starts {
+		t.Errorf("BIRD started %d times; want %d", n, starts)
+	}
+}
