@@ -14,6 +14,7 @@ import (
 	"github.com/astara-go/astara/internal/appliance/client"
 	"github.com/astara-go/astara/internal/appliance/model"
 	"github.com/astara-go/astara/internal/driver/router"
+	"github.com/astara-go/astara/internal/event"
 	"github.com/astara-go/astara/internal/provider"
 	"github.com/astara-go/astara/internal/provider/memory"
 	"github.com/astara-go/astara/internal/state"
@@ -817,5 +818,33 @@ func TestSameDocument(t *testing.T) {
 	other.Hostname = "ak-other"
 	if same, _ := sameDocument(doc, &other); same {
 		t.Error("documents with different host names are the same")
+	}
+}
+
+func TestFactory(t *testing.T) {
+	e := newEnv(t)
+	f := &Factory{Network: e.net, Compute: e.compute, Appliance: e.client, Router: routerConfig, Config: e.cfg}
+	inst, err := f.NewInstance(e.ctx, event.Resource{Driver: "router", ID: routerID, TenantID: tenantID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.expect("new manager", inst.State(), state.Down)
+	if err := inst.Boot(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.expect("UpdateState", inst.UpdateState(e.ctx), state.Up)
+	for name, tc := range map[string]struct {
+		f *Factory
+		r event.Resource
+	}{
+		"load balancer":    {f, event.Resource{Driver: "loadbalancer", ID: "lb-1"}},
+		"wildcard":         {f, event.Resource{Driver: "router", ID: event.All}},
+		"no id":            {f, event.Resource{Driver: "router"}},
+		"no providers":     {&Factory{Router: routerConfig}, event.Resource{Driver: "router", ID: routerID}},
+		"incomplete setup": {&Factory{Network: e.net, Compute: e.compute, Appliance: e.client}, event.Resource{Driver: "router", ID: routerID}},
+	} {
+		if _, err := tc.f.NewInstance(e.ctx, tc.r); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }
