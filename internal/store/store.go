@@ -32,6 +32,10 @@ const (
 	maxReasonLen = 1024
 )
 
+// ErrInvalid marks input the store refuses (an empty or too long id, a
+// too long reason); nothing was changed.
+var ErrInvalid = errors.New("invalid input")
+
 var (
 	bucketMeta      = []byte("meta")
 	bucketGlobal    = []byte("debug_global")
@@ -124,16 +128,16 @@ func (d *DB) Close() error {
 func checkID(field, id string) error {
 	switch {
 	case id == "":
-		return fmt.Errorf("%s: empty", field)
+		return fmt.Errorf("%w: %s: empty", ErrInvalid, field)
 	case len(id) > maxIDLen:
-		return fmt.Errorf("%s: longer than %d bytes", field, maxIDLen)
+		return fmt.Errorf("%w: %s: longer than %d bytes", ErrInvalid, field, maxIDLen)
 	}
 	return nil
 }
 
 func checkReason(reason string) error {
 	if len(reason) > maxReasonLen {
-		return fmt.Errorf("reason: longer than %d bytes", maxReasonLen)
+		return fmt.Errorf("%w: reason: longer than %d bytes", ErrInvalid, maxReasonLen)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -113,7 +114,7 @@ func TestInvalidInput(t *testing.T) {
 		{"forget without id", db.DeletePending(""), "resource_id"},
 	}
 	for _, tt := range tests {
-		if tt.err == nil || !strings.Contains(tt.err.Error(), tt.field) {
+		if !errors.Is(tt.err, ErrInvalid) || !strings.Contains(tt.err.Error(), tt.field) {
 			t.Errorf("%s: error %v, want one naming %s", tt.name, tt.err, tt.field)
 		}
 	}

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,67 +12,27 @@ import (
 	"time"
 
 	"github.com/astara-go/astara/internal/event"
-	"github.com/astara-go/astara/internal/state"
 	"github.com/astara-go/astara/internal/state/statetest"
 	"github.com/astara-go/astara/internal/store"
 )
 
-// fleet is a Factory of statetest fakes, one per resource.
-type fleet struct {
-	mu        sync.Mutex
-	def       statetest.Model
-	models    map[string]statetest.Model // per resource, instead of def
-	fakes     map[string]*statetest.Fake
-	created   []string
-	failFirst int // the first failFirst calls fail
-}
+// fleet is the instance factory of the tests.
+type fleet struct{ *statetest.Fleet }
 
-func newFleet(def statetest.Model) *fleet {
-	return &fleet{def: def, models: map[string]statetest.Model{}, fakes: map[string]*statetest.Fake{}}
-}
+func newFleet(def statetest.Model) *fleet { return &fleet{statetest.NewFleet(def)} }
 
-func (f *fleet) NewInstance(_ context.Context, r event.Resource) (state.Instance, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failFirst > 0 {
-		f.failFirst--
-		return nil, errors.New("compute API unreachable")
-	}
-	if fk, ok := f.fakes[r.ID]; ok { // the resource's cloud outlives its machine
-		return fk, nil
-	}
-	m, ok := f.models[r.ID]
-	if !ok {
-		m = f.def
-	}
-	fk := statetest.New(m)
-	f.fakes[r.ID] = fk
-	f.created = append(f.created, r.ID)
-	return fk, nil
-}
+func (f *fleet) set(id string, m statetest.Model) { f.Set(id, m) }
 
-func (f *fleet) set(id string, m statetest.Model) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.models[id] = m
-}
+func (f *fleet) has(id string) bool { _, ok := f.Fake(id); return ok }
 
+// fake returns the resource's fake, failing the test if there is none.
 func (f *fleet) fake(t *testing.T, id string) *statetest.Fake {
 	t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	fk, ok := f.fakes[id]
+	fk, ok := f.Fake(id)
 	if !ok {
 		t.Fatalf("no instance manager was created for %s", id)
 	}
 	return fk
-}
-
-func (f *fleet) has(id string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	_, ok := f.fakes[id]
-	return ok
 }
 
 // debugSet is a DebugFilter.

@@ -170,6 +170,9 @@ func (w *Worker) SetConfig(cfg Config) error {
 	return nil
 }
 
+// Config returns the worker's configuration.
+func (w *Worker) Config() Config { return *w.cfg.Load() }
+
 // Enqueue queues an event, blocking while the input queue is full; it
 // returns nil once the event is accepted (it will be delivered, or recorded
 // by Stop). An event for resource "*" reaches every resource of the worker

@@ -451,7 +451,7 @@ func TestDebugModes(t *testing.T) {
 func TestFactoryErrorsAreRetried(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFleet(statetest.Model{Instance: true, Configured: true})
-		f.failFirst = 2
+		f.FailFirst(2)
 		w := start(t, testConfig(), Deps{Factory: f})
 		send(t, w, ev(router("r1"), event.Update))
 		settle()
