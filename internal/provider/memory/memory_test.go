@@ -53,7 +53,7 @@ func TestNetworkRouters(t *testing.T) {
 	if len(r.Interfaces) != 1 || r.Interfaces[0].FixedIPs[0].SubnetID != "int-v4" || r.Interfaces[0].DeviceID != "r1" {
 		t.Errorf("interfaces %+v", r.Interfaces)
 	}
-	if len(r.FloatingIPs) != 1 || r.FloatingIPs[0].RouterID != "r1" || r.Status != "ACTIVE" {
+	if len(r.FloatingIPs) != 1 || r.FloatingIPs[0].RouterID != "r1" || r.FloatingIPs[0].ID == "" || r.Status != "ACTIVE" {
 		t.Errorf("router %+v", r)
 	}
 

@@ -104,6 +104,9 @@ func (n *Network) AddRouter(r provider.Router) error {
 	}
 	for _, f := range r.FloatingIPs {
 		f.RouterID = r.ID
+		if f.ID == "" {
+			f.ID = newID()
+		}
 		n.floatingIPs = append(n.floatingIPs, &f)
 	}
 	return nil
