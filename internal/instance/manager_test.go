@@ -549,6 +549,31 @@ func TestReplugDuplicatePorts(t *testing.T) {
 	e.expect("Configure", m.Configure(e.ctx), state.Configured)
 }
 
+// TestReplugWaitsForAttachedPort: a port attached before the appliance
+// saw it is waited for, not attached again.
+func TestReplugWaitsForAttachedPort(t *testing.T) {
+	e := newEnv(t)
+	m := e.manager()
+	e.configured(m)
+	if _, err := e.net.AddRouterInterface(routerID, provider.Port{NetworkID: "int3-net", FixedIPs: []provider.FixedIP{{Address: a("10.3.0.1")}}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.driver.CreateVRRPPort(e.ctx, "int3-net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.fakes.hotplugLag = 3
+	if err := e.compute.AttachPort(e.ctx, e.compute.Instances()[0].ID, p); err != nil {
+		t.Fatal(err)
+	}
+	e.expect("Configure", m.Configure(e.ctx), state.Replug)
+	e.expect("Replug", m.Replug(e.ctx), state.Replug)
+	if _, vrrp := e.servicePorts(); len(vrrp) != 4 {
+		t.Errorf("%d VRRP ports, want 4", len(vrrp))
+	}
+	e.expect("Configure", m.Configure(e.ctx), state.Configured)
+}
+
 func TestReplugFailures(t *testing.T) {
 	addInterface := func(e *env) {
 		if _, err := e.net.AddRouterInterface(routerID, provider.Port{NetworkID: "int3-net", FixedIPs: []provider.FixedIP{{SubnetID: "int3-v4"}}}); err != nil {

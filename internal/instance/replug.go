@@ -94,14 +94,14 @@ func (m *Manager) Replug(ctx context.Context) state.InstanceState {
 		}
 		v.log.Info("port detached", "port_id", p.ID, "network_id", p.NetworkID, "mac", p.MAC)
 	}
-	if len(attach)+len(detach) > 0 {
-		if err := m.waitForNICs(ctx, v, append([]provider.Port{*v.mgmt}, keep...)); err != nil {
-			if ctx.Err() != nil {
-				return m.State()
-			}
-			v.log.Error("the appliance did not see its NICs change", "err", err)
-			return m.set(ctx, state.Restart)
+	// Wait even with nothing attached or detached now: a port attached
+	// earlier may not have reached the appliance yet.
+	if err := m.waitForNICs(ctx, v, append([]provider.Port{*v.mgmt}, keep...)); err != nil {
+		if ctx.Err() != nil {
+			return m.State()
 		}
+		v.log.Error("the appliance did not see its NICs change", "err", err)
+		return m.set(ctx, state.Restart)
 	}
 	for _, p := range detach {
 		m.deletePort(ctx, v, p)
