@@ -2,6 +2,10 @@
 // next to a baseline measured in the same run.
 //
 //	astara-bench appliance-fips [-sizes 10,100,1000,10000]
+//	astara-bench orchestrator-memory [-resources 100000] [-workers 16]
+//
+// orchestrator-memory measures the heap the orchestrator's workers use per
+// managed resource (target <= 2 KiB), against a naive design.
 package main
 
 import (
@@ -14,6 +18,8 @@ import (
 	"strings"
 
 	"github.com/astara-go/astara/internal/appliance/bench"
+	"github.com/astara-go/astara/internal/scheduler"
+	"github.com/astara-go/astara/internal/worker"
 )
 
 func main() {
@@ -33,8 +39,11 @@ func run(ctx context.Context, args []string) error {
 		}
 		return bench.Inner(ctx, args[1], n, args[3])
 	}
+	if len(args) > 0 && args[0] == "orchestrator-memory" {
+		return orchestratorMemory(ctx, args[1:])
+	}
 	if len(args) == 0 || args[0] != "appliance-fips" {
-		return fmt.Errorf("usage: astara-bench appliance-fips [-sizes 10,100,1000,10000]")
+		return fmt.Errorf("usage: astara-bench appliance-fips [-sizes 10,100,1000,10000] | orchestrator-memory [-resources 100000] [-workers 16]")
 	}
 	fs := flag.NewFlagSet("appliance-fips", flag.ContinueOnError)
 	sizesFlag := fs.String("sizes", "10,100,1000,10000", "comma-separated numbers of floating IPs")
@@ -61,5 +70,23 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	bench.Print(os.Stdout, bench.Machine(), rows)
+	return nil
+}
+
+func orchestratorMemory(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("orchestrator-memory", flag.ContinueOnError)
+	resources := fs.Int("resources", 100000, "resources to bring under management")
+	workers := fs.Int("workers", scheduler.DefaultWorkers, "workers (shards) to spread them over")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *resources < 1 || *resources > 10000000 || *workers < 1 || *workers > 1024 {
+		return fmt.Errorf("-resources must be 1..10000000 and -workers 1..1024")
+	}
+	r, err := worker.MeasureMemory(ctx, *resources, *workers)
+	if err != nil {
+		return fmt.Errorf("orchestrator-memory: %w", err)
+	}
+	r.Print(os.Stdout, bench.Machine())
 	return nil
 }
