@@ -97,8 +97,10 @@ func (a *automaton) remember(r record, size int) {
 	}
 	e := a.ext
 	if len(e.hist) < size {
-		if e.hist == nil {
-			e.hist = make([]record, 0, size)
+		if len(e.hist) == cap(e.hist) { // grow by doubling, up to size
+			grown := make([]record, len(e.hist), min(size, max(2, 2*cap(e.hist))))
+			copy(grown, e.hist)
+			e.hist = grown
 		}
 		e.hist = append(e.hist, r)
 		return

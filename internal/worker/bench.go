@@ -18,8 +18,8 @@ type MemoryReport struct {
 	Resources int
 	Workers   int
 	Threads   int
-	// Transitions is how many transitions each resource went through
-	// (and keeps in its history).
+	// Transitions is how many transitions each resource keeps in its
+	// history (full, as in a steady state).
 	Transitions int
 	// PerResource is the orchestrator's own heap bytes per managed
 	// resource: the fake instance managers excluded.
@@ -40,8 +40,8 @@ const TargetBytes = 2048
 
 // MeasureMemory brings n resources under management on the given number of
 // workers (each resource gets a POLL, boots a trivial fake instance, and is
-// configured: four transitions) and measures the live heap per resource
-// after a garbage collection. It measures the fake instance managers apart
+// configured; then health polls fill every history, as in a steady state)
+// and measures the live heap per resource after a garbage collection. It measures the fake instance managers apart
 // and subtracts them, so the number is the orchestrator's own, and measures
 // a naive baseline the same way.
 func MeasureMemory(ctx context.Context, n, workers int) (MemoryReport, error) {
@@ -91,6 +91,19 @@ func MeasureMemory(ctx context.Context, n, workers int) (MemoryReport, error) {
 	ids, tenants = nil, nil
 	if err := waitIdle(ctx, ws, n); err != nil {
 		return rep, err
+	}
+	// Health polls until every history is full, as in a steady state:
+	// each poll of a configured resource is two transitions.
+	all := event.Resource{Driver: event.All, ID: event.All, TenantID: event.All}
+	for range (cfg.History + 1) / 2 {
+		for _, w := range ws {
+			if err := w.Enqueue(ctx, event.Event{Resource: all, Action: event.Poll}); err != nil {
+				return rep, err
+			}
+		}
+		if err := waitIdle(ctx, ws, n); err != nil {
+			return rep, err
+		}
 	}
 	rep.Elapsed = time.Since(start)
 	total := float64(heap()) - float64(base)

@@ -17,8 +17,8 @@ func TestMeasureMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Transitions != 4 || r.PerResource <= 0 || r.Baseline <= 0 || r.Fake <= 0 {
-		t.Errorf("report %+v: want 4 transitions and positive sizes", r)
+	if r.Transitions != DefaultConfig().History || r.PerResource <= 0 || r.Baseline <= 0 || r.Fake <= 0 {
+		t.Errorf("report %+v: want a full history and positive sizes", r)
 	}
 	var b bytes.Buffer
 	r.Print(&b, "test machine")

@@ -67,6 +67,7 @@ type Worker struct {
 	// Input. inMu orders Enqueue (read-locked while sending) before Stop
 	// closes in, so that nothing is sent on a closed channel or lost.
 	in       chan request
+	queued   atomic.Int64 // accepted and not yet delivered
 	inMu     sync.RWMutex
 	inClosed bool
 	stopping chan struct{}
@@ -206,12 +207,15 @@ func (w *Worker) send(ctx context.Context, req request) error {
 	if w.inClosed {
 		return ErrStopped
 	}
+	w.queued.Add(1)
 	select {
 	case w.in <- req:
 		return nil
 	case <-w.stopping:
+		w.queued.Add(-1)
 		return ErrStopped
 	case <-ctx.Done():
+		w.queued.Add(-1)
 		return fmt.Errorf("worker %d: queue full: %w", w.id, ctx.Err())
 	}
 }
@@ -221,6 +225,7 @@ func (w *Worker) loop() {
 	defer close(w.loopDone)
 	for req := range w.in {
 		n := w.deliver(req)
+		w.queued.Add(-1)
 		if req.reply != nil {
 			req.reply <- n
 		}
@@ -321,7 +326,9 @@ type WorkerStatus struct {
 	ID int `json:"id"`
 	// Goroutines is how many goroutines run machines.
 	Goroutines int `json:"goroutines"`
-	// InputQueue and InputCapacity: events accepted and not yet delivered.
+	// InputQueue is how many events were accepted and not yet delivered
+	// (including senders waiting for room); InputCapacity bounds
+	// the queue.
 	InputQueue    int `json:"input_queue"`
 	InputCapacity int `json:"input_capacity"`
 	// RunQueue is how many machines wait for a goroutine.
@@ -349,7 +356,7 @@ func (w *Worker) Status() WorkerStatus {
 	s := WorkerStatus{
 		ID:            w.id,
 		Goroutines:    w.threads,
-		InputQueue:    len(w.in),
+		InputQueue:    int(w.queued.Load()),
 		InputCapacity: cap(w.in),
 		RunQueue:      w.runq.len(),
 		Resources:     len(w.machines),

@@ -486,7 +486,7 @@ func TestBackpressure(t *testing.T) {
 		blocked := make(chan error)
 		go func() { blocked <- w.Enqueue(context.Background(), ev(router("r3"), event.Poll)) }()
 		settle()
-		if ws := w.Status(); ws.InputQueue != 1 || ws.InputCapacity != 1 {
+		if ws := w.Status(); ws.InputQueue != 2 || ws.InputCapacity != 1 { // one queued, one waiting for room
 			t.Errorf("status %+v", ws)
 		}
 		w.Start()
