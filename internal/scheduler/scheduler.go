@@ -48,7 +48,8 @@ type Options struct {
 	// Resolver resolves id-less events to the tenant's resources; nil
 	// delivers them to the resources the workers know.
 	Resolver worker.Resolver
-	// Store persists debug modes and pending work; required.
+	// Store persists debug modes and pending work; required. The caller
+	// closes it after Stop.
 	Store *store.DB
 	// Reload re-reads the configuration for the config-reload command;
 	// nil makes the command fail.

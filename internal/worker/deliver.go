@@ -198,9 +198,7 @@ func indexOf(s []*automaton, a *automaton) int {
 	return -1
 }
 
-// forgetPending forgets a resource's recorded DELETE; the lock is held, and
-// the journal write is quick (one bbolt transaction), which keeps deletions
-// ordered with the events that follow.
+// forgetPending forgets a resource's recorded DELETE, carried out.
 func (w *Worker) forgetPending(id string) {
 	if w.deps.Journal == nil {
 		return

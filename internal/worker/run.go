@@ -41,7 +41,9 @@ func (w *Worker) runner(idx int) {
 		a.clear(running)
 		if a.has(deleted) {
 			w.forget(a)
+			w.mu.Unlock() // a durable write: do not hold up deliveries
 			w.forgetPending(a.id)
+			w.mu.Lock()
 			continue
 		}
 		w.schedule(a) // more work arrived meanwhile: back to the tail

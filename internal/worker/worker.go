@@ -258,7 +258,12 @@ func (w *Worker) Stop(ctx context.Context) error {
 	if !started { // deliver what was queued before Start
 		go w.loop()
 	}
-	<-w.loopDone
+	select {
+	case <-w.loopDone:
+	case <-ctx.Done(): // a resolution may be under way: cut it short
+		w.cancelRun()
+		<-w.loopDone
+	}
 
 	w.mu.Lock()
 	w.draining = true
@@ -280,8 +285,8 @@ func (w *Worker) Stop(ctx context.Context) error {
 	}
 	w.cancelRun()
 
-	pending := w.leftovers()
-	w.log.Info("worker stopped", "resources", len(w.machines), "pending", len(pending), "cut_short", cut != nil)
+	pending, managed := w.leftovers()
+	w.log.Info("worker stopped", "resources", managed, "pending", len(pending), "cut_short", cut != nil)
 	if len(pending) > 0 && w.deps.Journal != nil {
 		if err := w.deps.Journal.PutPending(pending...); err != nil {
 			return fmt.Errorf("worker %d: record %d pending resources: %w", w.id, len(pending), err)
@@ -290,8 +295,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 	return nil
 }
 
-// leftovers returns the work left in the machines, once the runners are gone.
-func (w *Worker) leftovers() []store.Pending {
+// leftovers returns the work left in the machines, once the runners are
+// gone, and how many resources the worker manages.
+func (w *Worker) leftovers() ([]store.Pending, int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var pending []store.Pending
@@ -318,7 +324,7 @@ func (w *Worker) leftovers() []store.Pending {
 		}
 		pending = append(pending, store.Pending{Resource: a.resource(), Actions: actions, Image: image})
 	}
-	return pending
+	return pending, len(w.machines)
 }
 
 // WorkerStatus is what a worker is doing.
