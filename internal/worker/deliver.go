@@ -75,15 +75,18 @@ func (w *Worker) deliverToTenant(req request) int {
 	}
 	now := time.Now().UnixNano()
 	w.mu.Lock()
-	fresh := false
+	fresh := false // resolved within the TTL
 	if t := w.tenants[r.TenantID]; t != nil {
 		for _, res := range t.resolved {
-			fresh = fresh || res.driver == r.Driver && now-res.at < int64(cfg.ResolveTTL)
+			if res.driver == r.Driver && now-res.at < int64(cfg.ResolveTTL) {
+				fresh = true
+			}
 		}
 	}
 	w.mu.Unlock()
 
 	var ids []string
+	resolved := false
 	if !fresh && w.deps.Resolver != nil {
 		ctx, cancel := context.WithTimeout(w.runCtx, cfg.ResolveTimeout)
 		var err error
@@ -92,10 +95,8 @@ func (w *Worker) deliverToTenant(req request) int {
 		if err != nil {
 			w.log.Error("cannot resolve an id-less event: delivered to the tenant's known resources",
 				"event", req.ev.String(), "tenant", r.TenantID, "driver", r.Driver, "err", err)
-			ids = nil
-		} else {
-			fresh = true
 		}
+		resolved = err == nil
 	}
 
 	w.mu.Lock()
@@ -112,11 +113,11 @@ func (w *Worker) deliverToTenant(req request) int {
 		w.log.Info("id-less event for a tenant without resources: dropped", "event", req.ev.String(), "tenant", r.TenantID)
 		return 0
 	}
-	if fresh && w.deps.Resolver != nil && ids != nil {
+	if resolved {
 		t.markResolved(r.Driver, now)
 	}
 	n := 0
-	for _, a := range slices.Clone(t.resources) { // receive never changes the index, but be safe
+	for _, a := range t.resources {
 		if a.driver == r.Driver && w.receive(a, req) {
 			n++
 		}
@@ -168,7 +169,7 @@ func (w *Worker) create(req request) *automaton {
 	a := &automaton{id: r.ID, driver: driver, tenant: t}
 	w.machines[a.id] = a
 	t.resources = append(t.resources, a)
-	w.log.Info("managing resource", "resource", a.id, "tenant", t.id, "driver", driver)
+	w.log.Debug("managing resource", "resource", a.id, "tenant", t.id, "driver", driver)
 	return a
 }
 
@@ -176,7 +177,7 @@ func (w *Worker) create(req request) *automaton {
 func (w *Worker) forget(a *automaton) {
 	delete(w.machines, a.id)
 	t := a.tenant
-	if i := indexOf(t.resources, a); i >= 0 {
+	if i := slices.Index(t.resources, a); i >= 0 {
 		last := len(t.resources) - 1
 		t.resources[i] = t.resources[last]
 		t.resources[last] = nil
@@ -187,15 +188,6 @@ func (w *Worker) forget(a *automaton) {
 	}
 	w.deleted.add(a.id)
 	w.log.Info("resource deleted: no longer managed", "resource", a.id, "tenant", t.id)
-}
-
-func indexOf(s []*automaton, a *automaton) int {
-	for i, b := range s {
-		if b == a {
-			return i
-		}
-	}
-	return -1
 }
 
 // forgetPending forgets a resource's recorded DELETE, carried out.

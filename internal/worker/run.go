@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -62,7 +63,7 @@ func (w *Worker) run(a *automaton) {
 		w.mu.Unlock()
 		inst, err := w.deps.Factory.NewInstance(ctx, r)
 		if err == nil && inst == nil {
-			err = fmt.Errorf("factory returned no instance manager")
+			err = errors.New("factory returned no instance manager")
 		}
 		if err == nil {
 			inst.UpdateState(ctx) // adopt what runs: see Factory

@@ -66,12 +66,13 @@ type Worker struct {
 
 	// Input. inMu orders Enqueue (read-locked while sending) before Stop
 	// closes in, so that nothing is sent on a closed channel or lost.
-	in       chan request
-	queued   atomic.Int64 // accepted and not yet delivered
-	inMu     sync.RWMutex
-	inClosed bool
-	stopping chan struct{}
-	loopDone chan struct{}
+	in         chan request
+	queued     atomic.Int64 // accepted and not yet delivered
+	inMu       sync.RWMutex
+	inClosed   bool
+	stopping   chan struct{}
+	stopCalled atomic.Bool
+	loopDone   chan struct{}
 
 	runCtx    context.Context
 	cancelRun context.CancelFunc
@@ -241,12 +242,11 @@ func (w *Worker) loop() {
 // Journal, to be replayed at the next start. DELETEs were recorded when
 // accepted (see the scheduler) and stay recorded until carried out.
 func (w *Worker) Stop(ctx context.Context) error {
-	w.inMu.Lock()
-	if w.inClosed {
-		w.inMu.Unlock()
+	if !w.stopCalled.CompareAndSwap(false, true) {
 		return nil
 	}
-	close(w.stopping) // frees senders blocked on a full queue
+	close(w.stopping) // frees senders blocked on a full queue...
+	w.inMu.Lock()     // ...so that this waits only for sends under way
 	w.inClosed = true
 	close(w.in)
 	w.inMu.Unlock()
@@ -303,7 +303,7 @@ func (w *Worker) leftovers() ([]store.Pending, int) {
 	var pending []store.Pending
 	for _, a := range w.machines {
 		var actions []event.Action
-		image := a.m.Image
+		image := ""
 		switch {
 		case a.m.State == state.RebuildInstance: // a rebuild cut short
 			actions, image = append(actions, event.Rebuild), a.m.RebuildImage()

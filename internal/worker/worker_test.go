@@ -509,6 +509,40 @@ func TestBackpressure(t *testing.T) {
 	})
 }
 
+// Stop frees senders blocked on a full queue of a worker that never
+// started, and records what was queued.
+func TestStopBeforeStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.QueueSize = 1
+		j := newJournal()
+		w, err := New(0, cfg, Deps{Factory: newFleet(statetest.Model{}), Journal: j, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		send(t, w, ev(router("r1"), event.Delete))
+		blocked := make(chan error)
+		go func() { blocked <- w.Enqueue(context.Background(), ev(router("r2"), event.Update)) }()
+		settle()
+		if err := w.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-blocked; !errors.Is(err, ErrStopped) {
+			t.Errorf("blocked sender: %v, want ErrStopped", err)
+		}
+		if p, ok := j.get("r1"); !ok || !slices.Equal(p.Actions, []event.Action{event.Delete}) {
+			t.Errorf("queued DELETE not recorded: %+v", p)
+		}
+		if err := w.Stop(context.Background()); err != nil {
+			t.Errorf("second Stop: %v", err)
+		}
+		w.Start() // no effect once stopped
+		if err := w.Enqueue(context.Background(), ev(router("r3"), event.Poll)); !errors.Is(err, ErrStopped) {
+			t.Errorf("Enqueue after Stop: %v", err)
+		}
+	})
+}
+
 // Stop finishes the work that can run, and records the rest: a DELETE cut
 // short, the queue of a sleeping machine.
 func TestStopRecordsPendingWork(t *testing.T) {
