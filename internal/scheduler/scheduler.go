@@ -173,14 +173,44 @@ func (s *Scheduler) Dispatch(ctx context.Context, ev event.Event) error {
 			return fmt.Errorf("dispatch %s: %w", ev, err)
 		}
 	}
+	if ev.Action == event.Delete && (ev.Resource.TenantID == "" || event.IsWildcard(ev.Resource.TenantID)) {
+		return s.deleteUnknownTenant(ctx, ev)
+	}
 	err := s.enqueue(ctx, ev)
 	if err != nil && ev.Action == event.Delete {
-		if ferr := s.store.DeletePending(ev.Resource.ID); ferr != nil {
-			s.log.Error("cannot forget a DELETE that was not accepted: it will be replayed at the next start",
-				"resource", ev.Resource.ID, "err", ferr)
-		}
+		s.forgetDelete(ev.Resource.ID, "not accepted")
 	}
 	return err
+}
+
+// deleteUnknownTenant delivers a DELETE that names no tenant to every
+// worker. Without a tenant no worker can start managing the resource, so if
+// none manages it there is nothing to delete and the record goes.
+func (s *Scheduler) deleteUnknownTenant(ctx context.Context, ev event.Event) error {
+	n := 0
+	for _, w := range s.workers {
+		reached, err := w.Deliver(ctx, ev)
+		if err != nil {
+			if n == 0 {
+				s.forgetDelete(ev.Resource.ID, "not accepted")
+			}
+			return fmt.Errorf("dispatch %s: %w", ev, err)
+		}
+		n += reached
+	}
+	if n == 0 {
+		s.log.Warn("DELETE of a resource no worker manages, without a tenant: nothing to do", "resource", ev.Resource.ID)
+		s.forgetDelete(ev.Resource.ID, "nothing to do")
+	}
+	return nil
+}
+
+// forgetDelete forgets a recorded DELETE that will not be carried out.
+func (s *Scheduler) forgetDelete(id, why string) {
+	if err := s.store.DeletePending(id); err != nil {
+		s.log.Error("cannot forget a DELETE that will not be carried out: it will be replayed at the next start",
+			"resource", id, "why", why, "err", err)
+	}
 }
 
 // validate checks what Dispatch needs of an event.

@@ -324,6 +324,24 @@ func TestDeleteSurvivesRestart(t *testing.T) {
 	})
 }
 
+// A DELETE that names no tenant reaches the worker managing the resource;
+// if none does, it leaves nothing recorded.
+func TestDeleteWithoutTenant(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, t.TempDir(), 4, statetest.Model{Instance: true, Configured: true}, nil)
+		e.dispatch(t, ev(rtr("r1", "t1"), event.Poll))
+		synctest.Wait()
+		e.dispatch(t, ev(rtr("r1", ""), event.Delete), ev(rtr("unknown", event.All), event.Delete))
+		synctest.Wait()
+		if _, ok := e.s.Resource("r1"); ok || e.fake(t, "r1").Calls("Stop") != 1 {
+			t.Error("r1 not deleted")
+		}
+		if p, _ := e.db.Pending(); len(p) != 0 {
+			t.Errorf("pending left: %+v", p)
+		}
+	})
+}
+
 // Work left at Stop other than DELETEs (a REBUILD queued behind a boot that
 // waits to be retried) is replayed once, then forgotten.
 func TestPendingWorkReplayed(t *testing.T) {

@@ -184,21 +184,31 @@ func (w *Worker) Enqueue(ctx context.Context, ev event.Event) error {
 	return w.send(ctx, request{ev: ev})
 }
 
-// Command delivers an operator command's event (an UPDATE, REBUILD or POLL
-// addressed like Enqueue's): it bypasses debug modes and error cooldowns.
-// It waits until the event is delivered and returns how many resources it
-// reached. A resource it names that has no machine gets one only if the
-// event's driver is a real driver (not "*").
+// Deliver is Enqueue, then waits until the event is delivered and returns
+// how many resources took it. A resource it names that has no machine gets
+// one only if the event names a real driver (not "*") and a tenant.
+func (w *Worker) Deliver(ctx context.Context, ev event.Event) (int, error) {
+	return w.deliverWait(ctx, request{ev: ev})
+}
+
+// Command is Deliver for an operator command's event (an UPDATE, REBUILD or
+// POLL): it bypasses debug modes and error cooldowns, and wakes a machine
+// waiting to retry.
 func (w *Worker) Command(ctx context.Context, ev event.Event) (int, error) {
+	return w.deliverWait(ctx, request{ev: ev, cmd: true})
+}
+
+func (w *Worker) deliverWait(ctx context.Context, req request) (int, error) {
 	reply := make(chan int, 1)
-	if err := w.send(ctx, request{ev: ev, cmd: true, reply: reply}); err != nil {
+	req.reply = reply
+	if err := w.send(ctx, req); err != nil {
 		return 0, err
 	}
 	select {
 	case n := <-reply:
 		return n, nil
 	case <-ctx.Done():
-		return 0, fmt.Errorf("worker %d: command %s accepted, not yet delivered: %w", w.id, ev, ctx.Err())
+		return 0, fmt.Errorf("worker %d: %s accepted, not yet delivered: %w", w.id, req.ev, ctx.Err())
 	}
 }
 
