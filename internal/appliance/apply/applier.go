@@ -6,6 +6,7 @@
 package apply
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,7 +61,13 @@ type Applier struct {
 	mu        sync.Mutex
 	current   *model.Document // the applied document; nil before the first
 	appliedAt time.Time
-	stats     Stats
+	// currentPlan and currentLinks are what current was applied with,
+	// reused while neither the document nor the links change.
+	currentPlan  *plan
+	currentLinks []netif.Link
+	// unsaved is set when the applied document could not be saved.
+	unsaved bool
+	stats   Stats
 }
 
 // Stats counts what the applier did since it started.
@@ -174,26 +182,48 @@ func (a *Applier) Apply(ctx context.Context, doc *model.Document) error {
 		return &model.StaleError{Got: doc.Generation, Applied: cur.Generation}
 	}
 	start := time.Now()
-	p, err := a.plan(doc)
+	links, err := a.Links()
 	if err != nil {
 		return err
 	}
-	planned := time.Since(start)
-	if err := a.realize(ctx, p, a.current == nil); err != nil {
-		if prev := a.current; prev != nil {
-			a.rollback(ctx, prev)
-		}
-		return err
-	}
-	persistStart := time.Now()
-	if a.current == nil || !reflect.DeepEqual(doc, a.current) {
-		if err := a.persist(doc); err != nil {
+	same := a.current != nil && sameDocument(doc, a.current)
+	p := a.currentPlan
+	if !same || !sameLinks(links, a.currentLinks) {
+		if p, err = a.newPlan(doc, links); err != nil {
 			return err
 		}
 	}
+	planned := time.Since(start)
+
+	// The document is saved while the kernel is being changed: it is the
+	// same work either way, and the reply waits for both.
+	persisted := make(chan error, 1)
+	if same && !a.unsaved {
+		persisted <- nil
+	} else {
+		go func() { persisted <- a.persist(doc) }()
+	}
+	err = a.realize(ctx, p, a.current == nil)
+	persistStart := time.Now()
+	perr := <-persisted
+	if err != nil {
+		if prev := a.current; prev != nil {
+			a.rollback(ctx, prev)
+			if perr == nil && !same {
+				perr = a.persist(prev)
+			}
+		}
+		a.unsaved = perr != nil
+		return err
+	}
 	a.stats.LastSteps = append([]Step{{Name: "plan", Duration: planned}}, a.stats.LastSteps...)
-	a.stats.LastSteps = append(a.stats.LastSteps, Step{Name: "persist", Duration: time.Since(persistStart)})
-	a.current, a.appliedAt = doc, time.Now()
+	a.stats.LastSteps = append(a.stats.LastSteps, Step{Name: "persist (wait)", Duration: time.Since(persistStart)})
+	a.current, a.currentPlan, a.currentLinks, a.appliedAt = doc, p, links, time.Now()
+	a.unsaved = perr != nil
+	if perr != nil {
+		// Applied but not saved: say so, and save it with the next apply.
+		return perr
+	}
 	a.stats.Applies++
 	a.log.Debug("apply steps", "steps", a.stats.LastSteps)
 	a.log.Info("configuration applied", "tenant_id", doc.TenantID, "generation", doc.Generation,
@@ -201,11 +231,26 @@ func (a *Applier) Apply(ctx context.Context, doc *model.Document) error {
 	return nil
 }
 
-func (a *Applier) plan(doc *model.Document) (*plan, error) {
-	links, err := a.Links()
-	if err != nil {
-		return nil, err
+// sameDocument reports whether two documents are equal; floating IPs, the
+// bulk of a large document, are compared without reflection.
+func sameDocument(a, b *model.Document) bool {
+	if !slices.Equal(a.FloatingIPs, b.FloatingIPs) {
+		return false
 	}
+	ac, bc := *a, *b
+	ac.FloatingIPs, bc.FloatingIPs = nil, nil
+	return reflect.DeepEqual(&ac, &bc)
+}
+
+// sameLinks reports whether the kernel's links are still those a plan was
+// made for (names, generic names and MACs; addresses do not matter).
+func sameLinks(a, b []netif.Link) bool {
+	return slices.EqualFunc(a, b, func(x, y netif.Link) bool {
+		return x.Name == y.Name && x.Generic == y.Generic && bytes.Equal(x.MAC, y.MAC)
+	})
+}
+
+func (a *Applier) newPlan(doc *model.Document, links []netif.Link) (*plan, error) {
 	return newPlan(doc, links, planConfig{
 		ManagementTCPPorts: a.cfg.ManagementTCPPorts,
 		DNSUpstream:        a.cfg.DNSUpstream,
@@ -294,7 +339,11 @@ func (a *Applier) realize(ctx context.Context, p *plan, announceAll bool) error 
 func (a *Applier) rollback(ctx context.Context, prev *model.Document) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	p, err := a.plan(prev)
+	links, err := a.Links()
+	var p *plan
+	if err == nil {
+		p, err = a.newPlan(prev, links)
+	}
 	if err == nil {
 		err = a.realize(ctx, p, false)
 	}
@@ -306,8 +355,8 @@ func (a *Applier) rollback(ctx context.Context, prev *model.Document) {
 	a.log.Warn("previous configuration restored", "tenant_id", prev.TenantID, "generation", prev.Generation)
 }
 
-// persist writes doc to the state directory, atomically: a crash leaves the
-// old or the new document, never a torn one.
+// persist writes doc to the state directory, atomically: an agent crash
+// leaves the old or the new document, never a torn one.
 func (a *Applier) persist(doc *model.Document) error {
 	b, err := json.Marshal(doc)
 	if err != nil {
@@ -341,6 +390,11 @@ func (a *Applier) Restore(ctx context.Context) error {
 	return nil
 }
 
+// writeFileAtomic replaces path with data: a reader (or an agent restarted
+// after a crash) sees the old or the new content, never a torn file. It does
+// not fsync: the page cache outlives the agent's process, which is the crash
+// this file is for; a machine crash loses the kernel state the file
+// describes as well, and the orchestrator pushes the document again.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
@@ -355,20 +409,8 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return os.Rename(tmp.Name(), path)
 }

@@ -109,7 +109,8 @@ func RunFIPInNamespace(ctx context.Context, n int, stateDir string) (FIPResult, 
 		pprof.StopCPUProfile()
 		f.Close()
 	}
-	if r.Reapply, err = timed(doc); err != nil {
+	// Every apply gets a document of its own, as one decoded from a PUT.
+	if r.Reapply, err = timed(FIPDocument(n)); err != nil {
 		return r, fmt.Errorf("re-apply: %w", err)
 	}
 	r.ReapplyChanges = a.Stats().KernelChanges - stats.KernelChanges
@@ -119,7 +120,7 @@ func RunFIPInNamespace(ctx context.Context, n int, stateDir string) (FIPResult, 
 	if r.AddOne, err = timed(more); err != nil {
 		return r, fmt.Errorf("add one: %w", err)
 	}
-	if r.RemoveOne, err = timed(doc); err != nil {
+	if r.RemoveOne, err = timed(FIPDocument(n)); err != nil {
 		return r, fmt.Errorf("remove one: %w", err)
 	}
 	return r, nil

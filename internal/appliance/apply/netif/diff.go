@@ -120,14 +120,14 @@ func diff(cur, want *state) []op {
 	for _, l := range want.links {
 		nameOf[l.index] = l.name
 	}
-	for a, idx := range want.locals {
-		if ci, ok := cur.locals[a]; !ok || ci != idx {
-			ops = append(ops, op{kind: opLocalAdd, addr: a, hop: hop{ifindex: idx}, value: nameOf[idx]})
+	for k, idx := range want.locals {
+		if ci, ok := cur.locals[k]; !ok || ci != idx {
+			ops = append(ops, op{kind: opLocalAdd, addr: k.addr(), hop: hop{ifindex: int(idx)}, value: nameOf[int(idx)]})
 		}
 	}
-	for a, idx := range cur.locals {
-		if wi, ok := want.locals[a]; !ok || wi != idx {
-			ops = append(ops, op{kind: opLocalDel, addr: a, hop: hop{ifindex: idx}})
+	for k, idx := range cur.locals {
+		if wi, ok := want.locals[k]; !ok || wi != idx {
+			ops = append(ops, op{kind: opLocalDel, addr: k.addr(), hop: hop{ifindex: int(idx)}})
 		}
 	}
 	slices.SortStableFunc(ops, func(a, b op) int { return cmp.Compare(a.kind, b.kind) })

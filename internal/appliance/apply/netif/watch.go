@@ -177,8 +177,8 @@ func agrees(s *state, idx map[int]*linkState, m syscall.NetlinkMessage) bool {
 		}
 		switch {
 		case table == unix.RT_TABLE_LOCAL && rt.Type == unix.RTN_LOCAL:
-			want, ok := s.locals[dst]
-			return (ok && want == oif) == isNew
+			want, ok := s.locals[keyOf(dst)]
+			return (ok && int(want) == oif) == isNew
 		case table == unix.RT_TABLE_MAIN:
 			want, ok := s.routes[prefix]
 			if !isNew {
