@@ -2,6 +2,7 @@
 // next to a baseline measured in the same run.
 //
 //	astara-bench appliance-fips [-sizes 10,100,1000,10000]
+//	astara-bench orchestrator-intake [-duration 3s]
 //	astara-bench orchestrator-memory [-resources 100000] [-workers 16]
 //
 // orchestrator-memory measures the heap the orchestrator's workers use per
@@ -16,8 +17,10 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/astara-go/astara/internal/appliance/bench"
+	"github.com/astara-go/astara/internal/intake"
 	"github.com/astara-go/astara/internal/scheduler"
 	"github.com/astara-go/astara/internal/worker"
 )
@@ -39,11 +42,14 @@ func run(ctx context.Context, args []string) error {
 		}
 		return bench.Inner(ctx, args[1], n, args[3])
 	}
+	if len(args) > 0 && args[0] == "orchestrator-intake" {
+		return runIntake(ctx, args[1:])
+	}
 	if len(args) > 0 && args[0] == "orchestrator-memory" {
 		return orchestratorMemory(ctx, args[1:])
 	}
 	if len(args) == 0 || args[0] != "appliance-fips" {
-		return fmt.Errorf("usage: astara-bench appliance-fips [-sizes 10,100,1000,10000] | orchestrator-memory [-resources 100000] [-workers 16]")
+		return fmt.Errorf("usage: astara-bench appliance-fips [-sizes 10,100,1000,10000] | orchestrator-intake [-duration 3s] | orchestrator-memory [-resources 100000] [-workers 16]")
 	}
 	fs := flag.NewFlagSet("appliance-fips", flag.ContinueOnError)
 	sizesFlag := fs.String("sizes", "10,100,1000,10000", "comma-separated numbers of floating IPs")
@@ -70,6 +76,23 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	bench.Print(os.Stdout, bench.Machine(), rows)
+	return nil
+}
+
+func runIntake(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("orchestrator-intake", flag.ContinueOnError)
+	d := fs.Duration("duration", 3*time.Second, "how long each measurement runs")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *d <= 0 {
+		return fmt.Errorf("-duration: %v is not positive", *d)
+	}
+	r, err := intake.RunBench(ctx, *d)
+	if err != nil {
+		return err
+	}
+	r.Print(os.Stdout, bench.Machine())
 	return nil
 }
 
