@@ -104,16 +104,22 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) startAgent() {
+// startAgent starts the agent in the appliance namespace; by default it is
+// told its management interface with flags, otherwise with bootstrap args
+// (e.g. -user-data FILE, as the orchestrator boots a VM).
+func (e *env) startAgent(bootstrap ...string) {
 	e.t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", e.lab.Appliance, exe,
-		"-mgmt-mac", lab.MgmtMAC, "-mgmt-address", e.lab.ApplianceMgmt.String(),
-		"-state-dir", filepath.Join(e.dir, "state"), "-port", fmt.Sprint(apiPort),
+	if len(bootstrap) == 0 {
+		bootstrap = []string{"-mgmt-mac", lab.MgmtMAC, "-mgmt-address", e.lab.ApplianceMgmt.String()}
+	}
+	args := append([]string{"netns", "exec", e.lab.Appliance, exe}, bootstrap...)
+	args = append(args, "-state-dir", filepath.Join(e.dir, "state"), "-port", fmt.Sprint(apiPort),
 		"-probe-v4", lab.Internet.String(), "-log-level", "debug")
+	cmd := exec.Command("ip", args...)
 	cmd.Env = append(os.Environ(), envAgent+"=1")
 	cmd.Stdout, cmd.Stderr = e.agentLog, e.agentLog
 	if err := cmd.Start(); err != nil {

@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -233,7 +235,14 @@ func TestAgentRestart(t *testing.T) {
 		t.Errorf("with the agent dead, vm2's DHCP lease is %+v", lease)
 	}
 
-	e.startAgent()
+	// This time the agent learns its management interface from user data,
+	// as in a VM booted by the orchestrator.
+	userData := filepath.Join(e.dir, "user_data")
+	ud := fmt.Sprintf(`{"astara": {"management": {"mac": %q, "address": %q}}}`, lab.MgmtMAC, l.ApplianceMgmt)
+	if err := os.WriteFile(userData, []byte(ud), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.startAgent("-user-data", userData)
 	if got := e.generation(); got != 3 {
 		t.Errorf("restarted agent serves generation %d, want the saved 3", got)
 	}
