@@ -198,7 +198,7 @@ func (f *fakes) dial(ctx context.Context, network, addr string) (net.Conn, error
 }
 
 // Apply checks the document against the NICs as the agent's plan does.
-func (b *fakeBackend) Apply(ctx context.Context, doc *model.Document) error {
+func (b *fakeBackend) Apply(ctx context.Context, doc *model.Document, _ []byte) error {
 	b.mu.Lock()
 	hook := b.beforeApply
 	b.mu.Unlock()

@@ -182,10 +182,10 @@ type backend struct {
 // context: a client that hangs up must not leave a router half configured.
 const applyTimeout = 2 * time.Minute
 
-func (b *backend) Apply(ctx context.Context, doc *model.Document) error {
+func (b *backend) Apply(ctx context.Context, doc *model.Document, body []byte) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), applyTimeout)
 	defer cancel()
-	return b.applier.Apply(ctx, doc)
+	return b.applier.ApplyEncoded(ctx, doc, body)
 }
 
 func (b *backend) Config() (*model.Document, time.Time) { return b.applier.Config() }

@@ -39,9 +39,10 @@ type Reachability struct {
 
 // Backend is what the API drives.
 type Backend interface {
-	// Apply makes the appliance match doc. Errors of type *model.StaleError,
-	// *model.ValidationError and *model.UnsupportedError are the client's.
-	Apply(ctx context.Context, doc *model.Document) error
+	// Apply makes the appliance match doc, decoded from body. Errors of type
+	// *model.StaleError, *model.ValidationError and *model.UnsupportedError
+	// are the client's.
+	Apply(ctx context.Context, doc *model.Document, body []byte) error
 	// Config returns the applied document (nil before the first) and its time.
 	Config() (*model.Document, time.Time)
 	Interfaces(ctx context.Context) ([]Interface, error)
@@ -179,7 +180,7 @@ func (s *Server) putConfig(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.backend.Apply(r.Context(), doc); err != nil {
+	if err := s.backend.Apply(r.Context(), doc, body); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -24,7 +24,7 @@ type fakeBackend struct {
 	calls    int
 }
 
-func (f *fakeBackend) Apply(ctx context.Context, doc *model.Document) error {
+func (f *fakeBackend) Apply(ctx context.Context, doc *model.Document, body []byte) error {
 	f.calls++
 	if f.applyErr != nil {
 		return f.applyErr

@@ -176,6 +176,13 @@ func (a *Applier) FirewallRules(ctx context.Context, fromKernel bool) (string, e
 // lacks is invalid (*model.ValidationError). If a driver fails, the previous
 // document is re-applied so that the last good configuration stays in effect.
 func (a *Applier) Apply(ctx context.Context, doc *model.Document) error {
+	return a.ApplyEncoded(ctx, doc, nil)
+}
+
+// ApplyEncoded is Apply for a document that was decoded from encoded (the
+// body of a PUT): encoded is what is saved, which spares encoding a large
+// document again. encoded may be nil.
+func (a *Applier) ApplyEncoded(ctx context.Context, doc *model.Document, encoded []byte) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if cur := a.current; cur != nil && doc.Generation != 0 && doc.Generation < cur.Generation {
@@ -201,7 +208,7 @@ func (a *Applier) Apply(ctx context.Context, doc *model.Document) error {
 	if same && !a.unsaved {
 		persisted <- nil
 	} else {
-		go func() { persisted <- a.persist(doc) }()
+		go func() { persisted <- a.persist(doc, encoded) }()
 	}
 	err = a.realize(ctx, p, a.current == nil)
 	persistStart := time.Now()
@@ -210,7 +217,7 @@ func (a *Applier) Apply(ctx context.Context, doc *model.Document) error {
 		if prev := a.current; prev != nil {
 			a.rollback(ctx, prev)
 			if perr == nil && !same {
-				perr = a.persist(prev)
+				perr = a.persist(prev, nil)
 			}
 		}
 		a.unsaved = perr != nil
@@ -357,10 +364,13 @@ func (a *Applier) rollback(ctx context.Context, prev *model.Document) {
 
 // persist writes doc to the state directory, atomically: an agent crash
 // leaves the old or the new document, never a torn one.
-func (a *Applier) persist(doc *model.Document) error {
-	b, err := json.Marshal(doc)
-	if err != nil {
-		return fmt.Errorf("encoding the document: %w", err)
+func (a *Applier) persist(doc *model.Document, encoded []byte) error {
+	b := encoded
+	if b == nil {
+		var err error
+		if b, err = json.Marshal(doc); err != nil {
+			return fmt.Errorf("encoding the document: %w", err)
+		}
 	}
 	path := filepath.Join(a.cfg.StateDir, configFile)
 	if err := writeFileAtomic(path, b, 0o600); err != nil {

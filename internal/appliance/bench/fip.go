@@ -6,6 +6,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -84,9 +85,18 @@ func RunFIPInNamespace(ctx context.Context, n int, stateDir string) (FIPResult, 
 	if err := doc.Validate(); err != nil {
 		return r, err
 	}
+	// Each apply gets its document as the agent does: decoded from the JSON
+	// the orchestrator sends (decoding is not timed).
 	timed := func(d *model.Document) (time.Duration, error) {
+		body, err := json.Marshal(d)
+		if err != nil {
+			return 0, err
+		}
+		if d, err = model.Decode(body); err != nil {
+			return 0, err
+		}
 		start := time.Now()
-		err := a.Apply(ctx, d)
+		err = a.ApplyEncoded(ctx, d, body)
 		elapsed := time.Since(start)
 		if os.Getenv("ASTARA_BENCH_STEPS") != "" {
 			fmt.Fprintf(os.Stderr, "%d fips, %v: %v\n", n, elapsed, a.Stats().LastSteps)

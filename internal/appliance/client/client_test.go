@@ -36,7 +36,7 @@ type backend struct {
 	applied  int
 }
 
-func (b *backend) Apply(ctx context.Context, doc *model.Document) error {
+func (b *backend) Apply(ctx context.Context, doc *model.Document, _ []byte) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.applyErr != nil {
