@@ -2,16 +2,6 @@ package instance
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +12,7 @@ import (
 	"github.com/astara-go/astara/internal/provider"
 	"github.com/astara-go/astara/internal/provider/memory"
 	"github.com/astara-go/astara/internal/state"
+	"github.com/astara-go/astara/internal/testutil/appliancetest"
 	"github.com/astara-go/astara/internal/testutil/nstest"
 )
 
@@ -39,20 +30,9 @@ const (
 func TestRealAppliance(t *testing.T) {
 	nstest.Require(t)
 	ctx := context.Background()
-	if err := ipCmd(ctx, "link", "add", mgmtBridge, "type", "bridge"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ipCmd(context.Background(), "link", "del", mgmtBridge) })
-	for _, args := range [][]string{
-		{"addr", "add", orchestrAdr, "dev", mgmtBridge, "nodad"},
-		{"link", "set", mgmtBridge, "up"},
-	} {
-		if err := ipCmd(ctx, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pki := newPKI(t)
-	runner := newNSRunner(t, mgmtBridge, []string{"-tls-cert", pki.serverCert, "-tls-key", pki.serverKey, "-tls-client-ca", pki.ca})
+	appliancetest.Bridge(t, mgmtBridge, orchestrAdr)
+	pki := appliancetest.NewPKI(t)
+	runner := appliancetest.NewRunner(t, mgmtBridge, pki.AgentFlags())
 	e := &env{t: t, ctx: ctx, net: newWorld(t)}
 	e.compute = memory.NewCompute(runner, e.net)
 	t.Cleanup(func() {
@@ -63,7 +43,7 @@ func TestRealAppliance(t *testing.T) {
 	})
 	var err error
 	e.client, err = client.New(client.Options{TLS: &client.TLSOptions{
-		CAFile: pki.ca, CertFile: pki.clientCert, KeyFile: pki.clientKey, ServerName: "appliance.astara"}})
+		CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey, ServerName: appliancetest.ServerName}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +67,7 @@ func TestRealAppliance(t *testing.T) {
 	e.expect("boot", untilBooted(t, m), state.Up)
 	e.expect("Configure", m.Configure(ctx), state.Configured)
 	inst := e.compute.Instances()[0]
-	ns := runner.namespace(inst.ID)
+	ns := runner.Namespace(inst.ID)
 	gen := e.checkApplied(ns, "192.168.0.1/24", "10.1.0.1/24", "172.16.77.2/24")
 
 	// An orchestrator restart: the new manager finds it Configured and
@@ -120,7 +100,7 @@ func TestRealAppliance(t *testing.T) {
 	e.expect("Replug", m.Replug(ctx), state.Replug)
 	e.expect("Configure", m.Configure(ctx), state.Configured)
 	e.checkApplied(ns, "192.168.0.1/24", "10.1.0.1/24")
-	if addrs := nsAddrs(t, ns); strings.Contains(addrs, "10.3.0.1") {
+	if addrs := appliancetest.Addrs(t, ns); strings.Contains(addrs, "10.3.0.1") {
 		t.Errorf("10.3.0.1 is still in the namespace:\n%s", addrs)
 	}
 	_, after := e.servicePorts()
@@ -142,15 +122,15 @@ func TestRealAppliance(t *testing.T) {
 	if len(insts) != 1 || insts[0].ID == inst.ID || insts[0].Name != "ak-router-router-1_1" {
 		t.Fatalf("instances after the reboot: %+v", insts)
 	}
-	ns2 := runner.namespace(insts[0].ID)
-	if namespaceExists(t, ns) {
+	ns2 := runner.Namespace(insts[0].ID)
+	if appliancetest.NamespaceExists(t, ns) {
 		t.Errorf("the dead instance's namespace %s remains", ns)
 	}
 	e.checkApplied(ns2, "192.168.0.1/24", "10.1.0.1/24", "172.16.77.2/24")
 
 	// Stop: the namespace, the instance and the ports go.
 	e.expect("Stop", m.Stop(ctx), state.Down)
-	if namespaceExists(t, ns2) {
+	if appliancetest.NamespaceExists(t, ns2) {
 		t.Errorf("namespace %s remains after Stop", ns2)
 	}
 	if len(e.compute.Instances()) != 0 {
@@ -214,7 +194,7 @@ func (e *env) checkApplied(ns string, addrs ...string) uint64 {
 	if info := e.info(); info.Generation != got.Generation || !info.Configured {
 		e.t.Errorf("GET /v1/info: %+v, document generation %d", info, got.Generation)
 	}
-	have := nsAddrs(e.t, ns)
+	have := appliancetest.Addrs(e.t, ns)
 	for _, a := range addrs {
 		if !strings.Contains(have, " "+a) {
 			e.t.Errorf("%s is not in namespace %s:\n%s", a, ns, have)
@@ -231,91 +211,4 @@ func (e *env) info() *client.Info {
 		e.t.Fatal(err)
 	}
 	return info
-}
-
-func nsAddrs(t *testing.T, ns string) string {
-	t.Helper()
-	out, err := exec.Command("ip", "-n", ns, "-o", "addr", "show").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip -n %s addr: %v: %s", ns, err, out)
-	}
-	return string(out)
-}
-
-func namespaceExists(t *testing.T, ns string) bool {
-	t.Helper()
-	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip netns list: %v: %s", err, out)
-	}
-	for _, l := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(l); len(f) > 0 && f[0] == ns {
-			return true
-		}
-	}
-	return false
-}
-
-// pki holds the files of a CA, the appliances' certificate (for the name
-// appliance.astara) and the orchestrator's client certificate.
-type pki struct {
-	ca, serverCert, serverKey, clientCert, clientKey string
-}
-
-func newPKI(t *testing.T) pki {
-	t.Helper()
-	dir := t.TempDir()
-	caKey, caCert, caDER := issue(t, "astara-ca", nil, nil, 0)
-	write := func(name, typ string, der []byte) string {
-		path := filepath.Join(dir, name)
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	leaf := func(name string, usage x509.ExtKeyUsage) (string, string) {
-		key, _, der := issue(t, name, caCert, caKey, usage)
-		kb, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", kb)
-	}
-	p := pki{ca: write("ca.pem", "CERTIFICATE", caDER)}
-	p.serverCert, p.serverKey = leaf("appliance.astara", x509.ExtKeyUsageServerAuth)
-	p.clientCert, p.clientKey = leaf("orchestrator", x509.ExtKeyUsageClientAuth)
-	return p
-}
-
-// issue makes a CA (parent nil) or a certificate for name signed by parent.
-func issue(t *testing.T, name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, usage x509.ExtKeyUsage) (*ecdsa.PrivateKey, *x509.Certificate, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		BasicConstraintsValid: true, IsCA: parent == nil,
-	}
-	signer, signKey := tmpl, key
-	if parent != nil {
-		tmpl.ExtKeyUsage, tmpl.DNSNames = []x509.ExtKeyUsage{usage}, []string{name}
-		signer, signKey = parent, parentKey
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, cert, der
 }

@@ -1,4 +1,4 @@
-package instance
+package appliancetest
 
 import (
 	"bytes"
@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -18,14 +17,15 @@ import (
 	"github.com/astara-go/astara/internal/testutil/nstest"
 )
 
-// nsRunner is a memory.Runner whose instances are real appliances: each is
-// a network namespace running the astara-appliance agent (this test
-// binary), with one veth per port carrying the port's MAC. The management
-// veth's other end is on a bridge of the test's namespace, where the
-// orchestrator (the test) has its management address; the other veths'
-// ends stay in the test's namespace, unplugged.
-type nsRunner struct {
-	t      *testing.T
+// Runner is a memory.Runner whose instances are real appliances: each is
+// a network namespace running the astara-appliance agent (the test
+// binary, see Main), with one veth per port carrying the port's MAC. The
+// management veth's other end is on a bridge of the test's namespace,
+// where the orchestrator (the test) has its management address; the other
+// veths' ends stay in the test's namespace, unplugged. Every instance is
+// stopped, and its namespace deleted, when the test ends.
+type Runner struct {
+	t      testing.TB
 	exe    string
 	dir    string
 	bridge string
@@ -38,6 +38,8 @@ type nsRunner struct {
 	all   []*nsInstance // every instance started, for the logs
 }
 
+var _ memory.Runner = (*Runner)(nil)
+
 type nsInstance struct {
 	ns   string
 	dir  string
@@ -49,14 +51,17 @@ type nsInstance struct {
 	once sync.Once
 }
 
-func newNSRunner(t *testing.T, bridge string, flags []string) *nsRunner {
+// NewRunner returns a runner plugging management NICs into bridge and
+// starting agents with the extra flags (e.g. PKI.AgentFlags). When the test
+// fails, the agents' logs are logged.
+func NewRunner(t testing.TB, bridge string, flags []string) *Runner {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	// dnsmasq drops to "nobody", which must reach its files: not t.TempDir (0700).
-	dir, err := os.MkdirTemp("", "astara-instance-")
+	dir, err := os.MkdirTemp("", "astara-appliance-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +72,7 @@ func newNSRunner(t *testing.T, bridge string, flags []string) *nsRunner {
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
 	}
-	r := &nsRunner{t: t, exe: exe, dir: dir, bridge: bridge, flags: flags, id: hex.EncodeToString(b), insts: map[string]*nsInstance{}}
+	r := &Runner{t: t, exe: exe, dir: dir, bridge: bridge, flags: flags, id: hex.EncodeToString(b), insts: map[string]*nsInstance{}}
 	t.Cleanup(func() {
 		r.mu.Lock()
 		all := r.all
@@ -86,32 +91,26 @@ func newNSRunner(t *testing.T, bridge string, flags []string) *nsRunner {
 
 // veth creates a veth pair: host stays here, peer goes into ns as name with mac.
 func veth(ctx context.Context, host, ns, name, mac string) error {
-	return ipCmd(ctx, "link", "add", host, "type", "veth", "peer", "name", name, "netns", ns, "address", mac)
-}
-
-func ipCmd(ctx context.Context, args ...string) error {
-	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return nil
+	return IP(ctx, "link", "add", host, "type", "veth", "peer", "name", name, "netns", ns, "address", mac)
 }
 
 // hostName names a veth's end in the test's namespace (at most 15 bytes).
-func (r *nsRunner) hostName() string {
+func (r *Runner) hostName() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.seq++
 	return fmt.Sprintf("v%s%d", r.id, r.seq)
 }
 
-func (r *nsRunner) Start(ctx context.Context, spec memory.RunSpec) (err error) {
+// Start implements memory.Runner: it creates the namespace and its NICs
+// and starts the agent, which boots in the background, as a VM does.
+func (r *Runner) Start(ctx context.Context, spec memory.RunSpec) (err error) {
 	r.mu.Lock()
 	r.seq++
 	ns := fmt.Sprintf("astara-%s-%d", r.id, r.seq)
 	r.mu.Unlock()
 	in := &nsInstance{ns: ns, dir: filepath.Join(r.dir, ns), done: make(chan struct{}), log: &syncBuffer{}, nics: map[string]string{}}
-	if err := ipCmd(ctx, "netns", "add", ns); err != nil {
+	if err := IP(ctx, "netns", "add", ns); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -126,14 +125,14 @@ func (r *nsRunner) Start(ctx context.Context, spec memory.RunSpec) (err error) {
 			in.stop()
 		}
 	}()
-	if err := ipCmd(ctx, "-n", ns, "link", "set", "lo", "up"); err != nil {
+	if err := IP(ctx, "-n", ns, "link", "set", "lo", "up"); err != nil {
 		return err
 	}
 	mgmt := r.hostName()
 	if err := veth(ctx, mgmt, ns, "eth0", spec.ManagementPort.MAC); err != nil {
 		return err
 	}
-	if err := ipCmd(ctx, "link", "set", mgmt, "master", r.bridge, "up"); err != nil {
+	if err := IP(ctx, "link", "set", mgmt, "master", r.bridge, "up"); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -164,13 +163,12 @@ func (r *nsRunner) Start(ctx context.Context, spec memory.RunSpec) (err error) {
 		_ = in.cmd.Wait()
 		close(in.done)
 	}()
-	// Like a VM, the instance boots in the background: Start returns now.
 	return nil
 }
 
 // plug adds a NIC for port to the instance: the next ethN, so that a
 // hot-plugged NIC sorts last among the appliance's generic names.
-func (r *nsRunner) plug(ctx context.Context, in *nsInstance, p provider.Port) error {
+func (r *Runner) plug(ctx context.Context, in *nsInstance, p provider.Port) error {
 	host := r.hostName()
 	r.mu.Lock()
 	name := fmt.Sprintf("eth%d", in.next)
@@ -179,7 +177,7 @@ func (r *nsRunner) plug(ctx context.Context, in *nsInstance, p provider.Port) er
 	if err := veth(ctx, host, in.ns, name, p.MAC); err != nil {
 		return err
 	}
-	if err := ipCmd(ctx, "link", "set", host, "up"); err != nil {
+	if err := IP(ctx, "link", "set", host, "up"); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -188,7 +186,9 @@ func (r *nsRunner) plug(ctx context.Context, in *nsInstance, p provider.Port) er
 	return nil
 }
 
-func (r *nsRunner) Stop(ctx context.Context, id string) error {
+// Stop implements memory.Runner: it kills everything in the namespace and
+// deletes it.
+func (r *Runner) Stop(ctx context.Context, id string) error {
 	r.mu.Lock()
 	in := r.insts[id]
 	delete(r.insts, id)
@@ -199,7 +199,8 @@ func (r *nsRunner) Stop(ctx context.Context, id string) error {
 	return nil
 }
 
-func (r *nsRunner) Attach(ctx context.Context, id string, p provider.Port) error {
+// Attach implements memory.Runner.
+func (r *Runner) Attach(ctx context.Context, id string, p provider.Port) error {
 	r.mu.Lock()
 	in := r.insts[id]
 	r.mu.Unlock()
@@ -209,7 +210,8 @@ func (r *nsRunner) Attach(ctx context.Context, id string, p provider.Port) error
 	return r.plug(ctx, in, p)
 }
 
-func (r *nsRunner) Detach(ctx context.Context, id string, p provider.Port) error {
+// Detach implements memory.Runner.
+func (r *Runner) Detach(ctx context.Context, id string, p provider.Port) error {
 	r.mu.Lock()
 	in := r.insts[id]
 	var name string
@@ -221,15 +223,26 @@ func (r *nsRunner) Detach(ctx context.Context, id string, p provider.Port) error
 	if in == nil || name == "" {
 		return fmt.Errorf("instance %s has no NIC for port %s", id, p.ID)
 	}
-	return ipCmd(ctx, "-n", in.ns, "link", "del", name)
+	return IP(ctx, "-n", in.ns, "link", "del", name)
 }
 
-// namespace returns the namespace of a running instance.
-func (r *nsRunner) namespace(id string) string {
+// Namespace returns the namespace of a running instance ("" if it is not
+// running).
+func (r *Runner) Namespace(id string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if in := r.insts[id]; in != nil {
 		return in.ns
+	}
+	return ""
+}
+
+// Log returns what the agent of a running instance logged so far.
+func (r *Runner) Log(id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if in := r.insts[id]; in != nil {
+		return in.log.String()
 	}
 	return ""
 }
