@@ -16,14 +16,12 @@ package bird
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/astara-go/astara/internal/appliance/apply/daemon"
@@ -71,12 +69,10 @@ type Daemon struct {
 	logger                        *slog.Logger
 	dcfg                          daemon.Config
 
-	sem   chan struct{} // serializes Apply and Stop; a context can give up waiting
-	proc  *daemon.Process
-	files daemon.Files // what bird.conf holds, vouched for by its stat
+	svc   *daemon.Service // runs BIRD and serializes Apply and Stop
+	files daemon.Files    // what bird.conf holds, vouched for by its stat
 
-	memoMu sync.Mutex
-	memo   *applied // the last valid Spec and what it renders to
+	memo atomic.Pointer[applied] // the last valid Spec and what it renders to
 }
 
 // applied is a valid Spec (our own deep copy) with its rendering: an
@@ -112,7 +108,7 @@ func New(stateDir string, opts ...Option) *Daemon {
 	j := func(name string) string { return filepath.Join(dir, name) }
 	d := &Daemon{
 		dir: dir, conf: j(confName), sock: j(sockName), pid: j(pidName), log: j(logName), pending: j(pendingName),
-		birdPath: "bird", birdcPath: "birdc", sem: make(chan struct{}, 1),
+		birdPath: "bird", birdcPath: "birdc",
 	}
 	for _, o := range opts {
 		o(d)
@@ -134,12 +130,12 @@ func New(stateDir string, opts ...Option) *Daemon {
 	}
 	d.dcfg.ReloadFunc = func(ctx context.Context, _ int) error { return d.configure(ctx) }
 	d.dcfg.Logger = d.logger
-	d.proc = daemon.New(d.dcfg)
+	d.svc = daemon.NewService(d.dcfg, d.dir, d.pending)
 	return d
 }
 
 // PID returns the pid of the supervised BIRD, or 0.
-func (d *Daemon) PID() int { return d.proc.PID() }
+func (d *Daemon) PID() int { return d.svc.PID() }
 
 // Socket returns the path of BIRD's control socket.
 func (d *Daemon) Socket() string { return d.sock }
@@ -171,31 +167,29 @@ func (d *Daemon) Apply(ctx context.Context, spec Spec) (Result, error) {
 	if err := d.checkPaths(); err != nil {
 		return Result{}, fmt.Errorf("%w: state directory: %w", ErrInvalidSpec, err)
 	}
-	if err := d.lock(ctx); err != nil {
-		return Result{}, err
-	}
-	defer d.unlock()
-
 	if !a.needed {
-		was, err := d.proc.EnsureStopped(ctx)
+		out, err := d.svc.Retire(ctx)
 		if err != nil {
-			return Result{}, fmt.Errorf("stopping bird: %w", err)
+			return Result{}, err
 		}
-		_ = os.Remove(d.pending)
-		if was {
-			return Result{Action: ActionStopped}, nil
-		}
-		return Result{Action: ActionNone}, nil
+		return Result{Action: actions[out]}, nil
 	}
 	return d.installConf(ctx, a.conf)
+}
+
+// actions are the Actions of the outcomes of daemon.Service operations
+// (BIRD is never restarted: a new configuration is loaded by birdc configure).
+var actions = map[daemon.Outcome]Action{
+	daemon.Unchanged: ActionNone,
+	daemon.Started:   ActionStarted,
+	daemon.Reloaded:  ActionReconfigured,
+	daemon.Stopped:   ActionStopped,
 }
 
 // prepare validates and renders spec, or returns what it rendered to last
 // time if it is the same as then.
 func (d *Daemon) prepare(spec *Spec) (*applied, error) {
-	d.memoMu.Lock()
-	last := d.memo
-	d.memoMu.Unlock()
+	last := d.memo.Load()
 	if last != nil && specEqual(spec, &last.spec) {
 		return last, nil
 	}
@@ -207,9 +201,7 @@ func (d *Daemon) prepare(spec *Spec) (*applied, error) {
 	if a.needed {
 		a.conf = []byte(render(p, d.log))
 	}
-	d.memoMu.Lock()
-	d.memo = a
-	d.memoMu.Unlock()
+	d.memo.Store(a)
 	return a, nil
 }
 
@@ -220,71 +212,35 @@ func (d *Daemon) install(ctx context.Context, conf string) (Result, error) {
 
 // installConf is install, for conf as it is kept.
 func (d *Daemon) installConf(ctx context.Context, conf []byte) (Result, error) {
-	if err := os.MkdirAll(d.dir, 0o755); err != nil {
-		return Result{}, fmt.Errorf("creating state directory: %w", err)
-	}
 	var res Result
-	_, pendingErr := os.Stat(d.pending)
-	pending := pendingErr == nil
-	if !d.files.Equal(d.conf, conf) {
-		if err := d.check(ctx, conf); err != nil {
-			return Result{}, err
+	out, err := d.svc.Apply(ctx, func(ctx context.Context, pending daemon.Change) (daemon.Change, error) {
+		change := daemon.NoChange
+		if pending != daemon.NoChange {
+			change = daemon.Reload
 		}
-		if _, err := daemon.WriteFile(d.pending, []byte("configure\n"), 0o644); err != nil {
-			return Result{}, err
+		if d.files.Equal(d.conf, conf) {
+			return change, nil
+		}
+		if err := d.svc.Check(ctx, conf, func(file string) []string { return []string{"-p", "-c", file} }); err != nil {
+			return change, err
+		}
+		if err := d.svc.MarkPending(daemon.Reload); err != nil {
+			return change, err
 		}
 		if _, err := d.files.Write(d.conf, conf, 0o644); err != nil {
-			return Result{}, err
+			return change, err
 		}
-		res.Changed, pending = true, true
-	}
-	started, err := d.proc.Ensure(ctx)
-	switch {
-	case err != nil:
+		res.Changed = true
+		return daemon.Reload, nil
+	})
+	if err != nil {
 		return Result{}, err // names bird, with its output
-	case started:
-		res.Action = ActionStarted
-	case pending:
-		if err := d.proc.Reload(ctx); err != nil {
-			return Result{}, err
-		}
-		res.Action = ActionReconfigured
-	default:
-		res.Action = ActionNone
 	}
-	if err := os.Remove(d.pending); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return Result{}, err
-	}
-	res.PID = d.proc.PID()
+	res.Action, res.PID = actions[out], d.svc.PID()
 	if res.Action != ActionNone {
 		d.logger.Info("applied BIRD configuration", "action", res.Action, "pid", res.PID)
 	}
 	return res, nil
-}
-
-// check parses conf with "bird -p", so that a configuration BIRD rejects
-// never replaces one it accepted.
-func (d *Daemon) check(ctx context.Context, conf []byte) error {
-	f, err := os.CreateTemp(d.dir, ".bird-check.*.conf")
-	if err != nil {
-		return fmt.Errorf("checking bird configuration: %w", err)
-	}
-	defer os.Remove(f.Name())
-	_, err = f.Write(conf)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("checking bird configuration: %w", err)
-	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, d.birdPath, "-p", "-c", f.Name())
-	cmd.Env = daemon.DefaultEnv
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("bird rejects the configuration: %s: %w", strings.TrimSpace(string(out)), err)
-	}
-	return nil
 }
 
 // configure has the running BIRD load its configuration file again.
@@ -318,33 +274,11 @@ func (d *Daemon) birdc(ctx context.Context, args ...string) (string, error) {
 
 // Stop stops BIRD (one left by a previous agent too) and keeps its files.
 // BIRD withdraws its routes from the kernel and closes its BGP sessions.
-func (d *Daemon) Stop(ctx context.Context) error {
-	if err := d.lock(ctx); err != nil {
-		return err
-	}
-	defer d.unlock()
-	if err := d.proc.Stop(ctx); err != nil {
-		return fmt.Errorf("stopping bird: %w", err)
-	}
-	return nil
-}
+func (d *Daemon) Stop(ctx context.Context) error { return d.svc.Stop(ctx) }
 
 // Close stops supervising BIRD but leaves it running (for the next agent to
 // adopt); use it when the agent shuts down. A start under way is abandoned.
-func (d *Daemon) Close() {
-	d.proc.Close()
-}
-
-func (d *Daemon) lock(ctx context.Context) error {
-	select {
-	case d.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for another operation: %w", ctx.Err())
-	}
-}
-
-func (d *Daemon) unlock() { <-d.sem }
+func (d *Daemon) Close() { d.svc.Close() }
 
 // checkPaths refuses state directories that cannot be written into a BIRD
 // string or a control socket address.

@@ -11,6 +11,12 @@
 // exits unexpectedly, with exponential backoff and jitter. Start failures are
 // reported with the tail of the daemon's output and log, so that a
 // configuration error reads like one.
+//
+// A Service builds on a Process the life cycle a driver of one daemon
+// (dnsmasq, BIRD) needs to apply configurations: serialized operations, a
+// new configuration checked by the daemon before it is installed, and a
+// pending-change marker that outlives an agent dying half-way. Files keeps
+// the daemon's configuration files, rewriting only what changed.
 package daemon
 
 import (

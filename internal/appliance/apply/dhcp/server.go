@@ -22,12 +22,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/astara-go/astara/internal/appliance/apply/daemon"
@@ -67,12 +67,10 @@ type Server struct {
 	log    *slog.Logger
 	dcfg   daemon.Config
 
-	sem   chan struct{} // serializes Apply and Stop; a context can give up waiting
-	proc  *daemon.Process
-	files daemon.Files // what dnsmasq's files hold, vouched for by their stat
+	svc   *daemon.Service // runs dnsmasq and serializes Apply and Stop
+	files daemon.Files    // what dnsmasq's files hold, vouched for by their stat
 
-	memoMu sync.Mutex
-	memo   *applied // the last valid Spec and what it renders to
+	memo atomic.Pointer[applied] // the last valid Spec and what it renders to
 
 	userMu sync.Mutex
 	ids    *userIDs // s.user's ids, looked up once (the user is fixed)
@@ -91,7 +89,7 @@ type applied struct {
 type file struct {
 	path    string
 	content []byte
-	restart bool // a change needs a restart, not just SIGHUP
+	change  daemon.Change // what a change of the file needs: a restart, or just SIGHUP
 }
 
 type userIDs struct{ uid, gid int }
@@ -119,7 +117,7 @@ func WithRestartBackoff(minDelay, maxDelay time.Duration) Option {
 // (created by Apply if needed). It starts nothing; a dnsmasq left running by
 // a previous agent is adopted by the first Apply.
 func New(stateDir string, opts ...Option) *Server {
-	s := &Server{ps: pathsIn(filepath.Clean(stateDir)), binary: "dnsmasq", user: DefaultUser, sem: make(chan struct{}, 1)}
+	s := &Server{ps: pathsIn(filepath.Clean(stateDir)), binary: "dnsmasq", user: DefaultUser}
 	for _, o := range opts {
 		o(s)
 	}
@@ -135,12 +133,12 @@ func New(stateDir string, opts ...Option) *Server {
 	s.dcfg.OutputFile = s.ps.out
 	s.dcfg.LogFiles = []string{s.ps.log}
 	s.dcfg.Logger = s.log
-	s.proc = daemon.New(s.dcfg)
+	s.svc = daemon.NewService(s.dcfg, s.ps.dir, s.ps.pending)
 	return s
 }
 
 // PID returns the pid of the supervised dnsmasq, or 0.
-func (s *Server) PID() int { return s.proc.PID() }
+func (s *Server) PID() int { return s.svc.PID() }
 
 // Dir returns the state directory.
 func (s *Server) Dir() string { return s.ps.dir }
@@ -163,112 +161,77 @@ func (s *Server) Apply(ctx context.Context, spec Spec) (Result, error) {
 	if err := checkPath(s.ps.dir); err != nil {
 		return Result{}, fmt.Errorf("%w: state directory: %w", ErrInvalidSpec, err)
 	}
-	if err := s.lock(ctx); err != nil {
-		return Result{}, err
-	}
-	defer s.unlock()
-
 	if !a.needsDHCP {
-		was, err := s.proc.EnsureStopped(ctx)
-		if err != nil {
-			return Result{}, fmt.Errorf("stopping dnsmasq: %w", err)
-		}
-		_ = os.Remove(s.ps.pending)
-		if was {
-			return Result{Action: ActionStopped}, nil
-		}
-		return Result{Action: ActionNone}, nil
-	}
-
-	if err := os.MkdirAll(s.ps.dir, 0o755); err != nil {
-		return Result{}, fmt.Errorf("creating state directory: %w", err)
-	}
-	if s.user != "root" {
-		ids, err := s.lookupUser()
+		out, err := s.svc.Retire(ctx)
 		if err != nil {
 			return Result{}, err
 		}
-		if err := accessibleAs(s.ps.dir, s.user, ids.uid, ids.gid); err != nil {
-			return Result{}, err
-		}
-	}
-	r, files := a.r, a.files
-
-	var needRestart, needReload bool
-	for _, f := range files {
-		if !s.files.Equal(f.path, f.content) {
-			needRestart = needRestart || f.restart
-			needReload = needReload || !f.restart
-		}
-	}
-	// A previous Apply changed files but did not get to tell dnsmasq.
-	if b, err := os.ReadFile(s.ps.pending); err == nil {
-		needRestart = needRestart || strings.TrimSpace(string(b)) == "restart"
-		needReload = true
+		return Result{Action: actions[out]}, nil
 	}
 
 	var res Result
-	if needRestart || needReload {
-		if err := s.check(ctx, r); err != nil {
-			return Result{}, err
+	out, err := s.svc.Apply(ctx, func(ctx context.Context, change daemon.Change) (daemon.Change, error) {
+		if s.user != "root" {
+			ids, err := s.lookupUser()
+			if err != nil {
+				return change, err
+			}
+			if err := accessibleAs(s.ps.dir, s.user, ids.uid, ids.gid); err != nil {
+				return change, err
+			}
 		}
-		kind := "reload"
-		if needRestart {
-			kind = "restart"
+		for _, f := range a.files {
+			if !s.files.Equal(f.path, f.content) {
+				change = max(change, f.change)
+			}
 		}
-		if _, err := daemon.WriteFile(s.ps.pending, []byte(kind+"\n"), 0o644); err != nil {
-			return Result{}, err
+		if change == daemon.NoChange {
+			return change, nil
 		}
-		for _, f := range files {
+		if err := s.check(ctx, a.r); err != nil {
+			return change, err
+		}
+		if err := s.svc.MarkPending(change); err != nil {
+			return change, err
+		}
+		for _, f := range a.files {
 			changed, err := s.files.Write(f.path, f.content, 0o644)
 			if err != nil {
-				return Result{}, err
+				return change, err
 			}
 			if changed {
 				res.Changed = append(res.Changed, f.path)
 			}
 		}
-		if r.servers == "" {
+		if a.r.servers == "" {
 			_ = os.Remove(s.ps.servers)
 			s.files.Forget(s.ps.servers)
 		}
-	}
-
-	started, err := s.proc.Ensure(ctx)
-	switch {
-	case err != nil:
+		return change, nil
+	})
+	if err != nil {
 		return Result{}, err // names dnsmasq, with its output
-	case started:
-		res.Action = ActionStarted
-	case needRestart:
-		if err := s.proc.Restart(ctx); err != nil {
-			return Result{}, fmt.Errorf("restarting dnsmasq: %w", err)
-		}
-		res.Action = ActionRestarted
-	case needReload:
-		if err := s.proc.Reload(ctx); err != nil {
-			return Result{}, err
-		}
-		res.Action = ActionReloaded
-	default:
-		res.Action = ActionNone
 	}
-	if err := os.Remove(s.ps.pending); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return Result{}, err
-	}
-	res.PID = s.proc.PID()
+	res.Action, res.PID = actions[out], s.svc.PID()
 	if res.Action != ActionNone {
 		s.log.Info("applied DHCP configuration", "action", res.Action, "pid", res.PID, "changed", res.Changed)
 	}
 	return res, nil
 }
 
+// actions are the Actions of the outcomes of daemon.Service operations.
+var actions = map[daemon.Outcome]Action{
+	daemon.Unchanged: ActionNone,
+	daemon.Started:   ActionStarted,
+	daemon.Reloaded:  ActionReloaded,
+	daemon.Restarted: ActionRestarted,
+	daemon.Stopped:   ActionStopped,
+}
+
 // prepare validates and renders spec, or returns what it rendered to last
 // time if it is the same as then.
 func (s *Server) prepare(spec *Spec) (*applied, error) {
-	s.memoMu.Lock()
-	last := s.memo
-	s.memoMu.Unlock()
+	last := s.memo.Load()
 	if last != nil && last.spec.matches(spec) {
 		return last, nil
 	}
@@ -278,13 +241,11 @@ func (s *Server) prepare(spec *Spec) (*applied, error) {
 	}
 	r := render(p, s.ps, s.user)
 	a := &applied{spec: memoOf(spec), needsDHCP: spec.NeedsDHCP(), r: r}
-	a.files = []file{{s.ps.conf, []byte(r.main), true}, {s.ps.hosts, []byte(r.hosts), false}, {s.ps.opts, []byte(r.opts), false}}
+	a.files = []file{{s.ps.conf, []byte(r.main), daemon.Restart}, {s.ps.hosts, []byte(r.hosts), daemon.Reload}, {s.ps.opts, []byte(r.opts), daemon.Reload}}
 	if r.servers != "" {
-		a.files = append(a.files, file{s.ps.servers, []byte(r.servers), false})
+		a.files = append(a.files, file{s.ps.servers, []byte(r.servers), daemon.Reload})
 	}
-	s.memoMu.Lock()
-	s.memo = a
-	s.memoMu.Unlock()
+	s.memo.Store(a)
 	return a, nil
 }
 
@@ -308,59 +269,23 @@ func (s *Server) lookupUser() (*userIDs, error) {
 // check runs "dnsmasq --test" on the whole new configuration, so that a
 // configuration dnsmasq rejects never replaces one it accepted.
 func (s *Server) check(ctx context.Context, r rendered) error {
-	f, err := os.CreateTemp(s.ps.dir, ".dnsmasq-check.*.conf")
-	if err != nil {
-		return fmt.Errorf("checking dnsmasq configuration: %w", err)
+	err := s.svc.Check(ctx, []byte(r.checkConfig(s.ps)), func(file string) []string {
+		return []string{"--test", "--conf-file=" + file}
+	})
+	if rejected := (*daemon.RejectedError)(nil); errors.As(err, &rejected) {
+		return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
 	}
-	defer os.Remove(f.Name())
-	_, err = f.WriteString(r.checkConfig(s.ps))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("checking dnsmasq configuration: %w", err)
-	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, s.binary, "--test", "--conf-file="+f.Name())
-	cmd.Env = daemon.DefaultEnv
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%w: dnsmasq rejects the configuration: %s: %w", ErrInvalidSpec, strings.TrimSpace(string(out)), err)
-	}
-	return nil
+	return err
 }
 
 // Stop stops dnsmasq (one left by a previous agent too) and keeps its
 // files. The next Apply starts it again.
-func (s *Server) Stop(ctx context.Context) error {
-	if err := s.lock(ctx); err != nil {
-		return err
-	}
-	defer s.unlock()
-	if err := s.proc.Stop(ctx); err != nil {
-		return fmt.Errorf("stopping dnsmasq: %w", err)
-	}
-	return nil
-}
+func (s *Server) Stop(ctx context.Context) error { return s.svc.Stop(ctx) }
 
 // Close stops supervising dnsmasq but leaves it running (for the next agent
 // to adopt); use it when the agent shuts down. A start under way is
 // abandoned.
-func (s *Server) Close() {
-	s.proc.Close()
-}
-
-func (s *Server) lock(ctx context.Context) error {
-	select {
-	case s.sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for another operation: %w", ctx.Err())
-	}
-}
-
-func (s *Server) unlock() { <-s.sem }
+func (s *Server) Close() { s.svc.Close() }
 
 // checkPath refuses state directories that could not be written safely into
 // a dnsmasq configuration line.
