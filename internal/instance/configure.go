@@ -27,28 +27,9 @@ import (
 //
 // When ctx ends, the state is left as it was.
 func (m *Manager) Configure(ctx context.Context) state.InstanceState {
-	v, err := m.observe(ctx)
-	switch {
-	case errors.Is(err, errGone):
-		return m.set(ctx, state.Gone)
-	case ctx.Err() != nil:
-		return m.State()
-	case err != nil:
-		m.log.Warn("cannot configure: reading the router failed", "err", err)
-		return m.set(ctx, state.Up)
-	case v.inst == nil:
-		return m.set(ctx, state.Down)
-	case v.mgmt == nil || !v.addr.IsValid():
-		v.log.Warn("cannot configure: the instance has no management port or address")
-		return m.set(ctx, state.Restart)
-	}
-	nics, err := m.app.Interfaces(ctx, v.addr)
-	if ctx.Err() != nil {
-		return m.State()
-	}
-	if err != nil {
-		v.log.Warn("cannot configure: the appliance does not answer", "err", err)
-		return m.set(ctx, state.Down)
+	v, nics, st, ok := m.reach(ctx, "configure")
+	if !ok {
+		return st
 	}
 	ifmap, ok := verify(v, nics)
 	if !ok {

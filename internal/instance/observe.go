@@ -91,6 +91,40 @@ func (m *Manager) observe(ctx context.Context) (*view, error) {
 	return v, nil
 }
 
+// reach observes the router and reads its appliance's NICs, for an
+// operation (op names it in the logs: "configure", "replug") that needs
+// the appliance to answer. When it cannot go on, ok is false and st is
+// the state the operation returns: Gone when the router is gone; Up when
+// the network or compute API cannot be read; Down without an instance, or
+// when the appliance does not answer; Restart when the instance has no
+// management port or address; the state as it was when ctx ended.
+func (m *Manager) reach(ctx context.Context, op string) (v *view, nics []client.Interface, st state.InstanceState, ok bool) {
+	v, err := m.observe(ctx)
+	switch {
+	case errors.Is(err, errGone):
+		return nil, nil, m.set(ctx, state.Gone), false
+	case ctx.Err() != nil:
+		return nil, nil, m.State(), false
+	case err != nil:
+		m.log.Warn("cannot "+op+": reading the router failed", "err", err)
+		return nil, nil, m.set(ctx, state.Up), false
+	case v.inst == nil:
+		return nil, nil, m.set(ctx, state.Down), false
+	case v.mgmt == nil || !v.addr.IsValid():
+		v.log.Warn("cannot " + op + ": the instance has no management port or address")
+		return nil, nil, m.set(ctx, state.Restart), false
+	}
+	nics, err = m.app.Interfaces(ctx, v.addr)
+	if ctx.Err() != nil {
+		return nil, nil, m.State(), false
+	}
+	if err != nil {
+		v.log.Warn("cannot "+op+": the appliance does not answer", "err", err)
+		return nil, nil, m.set(ctx, state.Down), false
+	}
+	return v, nics, st, true
+}
+
 // instances lists the router's instances, oldest (lowest index) first.
 func (m *Manager) instances(ctx context.Context) ([]provider.Instance, error) {
 	all, err := m.compute.ListByPrefix(ctx, m.driver.Name())

@@ -23,32 +23,13 @@ import (
 // network or compute API cannot be read. When ctx ends, the state is left
 // as it was.
 func (m *Manager) Replug(ctx context.Context) state.InstanceState {
-	v, err := m.observe(ctx)
-	switch {
-	case errors.Is(err, errGone):
-		return m.set(ctx, state.Gone)
-	case ctx.Err() != nil:
-		return m.State()
-	case err != nil:
-		m.log.Warn("cannot replug: reading the router failed", "err", err)
-		return m.set(ctx, state.Up)
-	case v.inst == nil:
-		return m.set(ctx, state.Down)
-	case v.mgmt == nil || !v.addr.IsValid():
-		v.log.Warn("cannot replug: the instance has no management port or address")
-		return m.set(ctx, state.Restart)
-	}
-	nics, err := m.app.Interfaces(ctx, v.addr)
-	if ctx.Err() != nil {
-		return m.State()
-	}
-	if err != nil {
-		v.log.Warn("cannot replug: the appliance does not answer", "err", err)
-		return m.set(ctx, state.Down)
+	v, nics, st, ok := m.reach(ctx, "replug")
+	if !ok {
+		return st
 	}
 	// Every NIC must be one of the instance's ports; a port whose NIC has
 	// not appeared yet is waited for below.
-	_, err = router.MapInterfaces(nics, v.ports())
+	_, err := router.MapInterfaces(nics, v.ports())
 	var mm *router.Mismatch
 	if errors.As(err, &mm) && len(mm.Unknown) > 0 {
 		v.log.Warn("cannot replug: the appliance has NICs that are none of its ports", "err", err)
