@@ -158,6 +158,11 @@ instance_flavor = small
 	if !slices.Equal(c.Files, []string{base, local}) {
 		t.Errorf("files %v", c.Files)
 	}
+	// A name repeated in a file keeps its last value, even empty.
+	c = load(t, base, write(t, "blank.ini", "[router]\nimage_uuid = img-x\nimage_uuid =\n"))
+	if c.Router.ImageUUID != "" {
+		t.Errorf("image_uuid %q, want the last value (empty)", c.Router.ImageUUID)
+	}
 	c = load(t, local, base)
 	if c.HealthCheckPeriod != 30*time.Second || c.Router.ImageUUID != "img-old" || c.Router.InstanceFlavor != "small" {
 		t.Errorf("merged the other way: %+v", c)
@@ -275,7 +280,7 @@ func TestInvalidValues(t *testing.T) {
 		{"bool", "[router]\nipsec_vpn = maybe\n", []string{"[router] ipsec_vpn", `"maybe"`, "not a boolean"}},
 		{"seconds", "[DEFAULT]\nhealth_check_period = soon\n", []string{"[DEFAULT] health_check_period", `"soon"`}},
 		{"negative", "[DEFAULT]\nerror_state_cooldown = -1\n", []string{"[DEFAULT] error_state_cooldown", `"-1"`}},
-		{"port", "[DEFAULT]\napi_port = 70000\n", []string{"[DEFAULT] api_port", `"70000"`, "between 1 and 65535"}},
+		{"port", "[DEFAULT]\napi_port = 70000\n", []string{"[DEFAULT] api_port", `"70000"`, "between 0 and 65535"}},
 		{"deprecated port", "[DEFAULT]\nrug_api_port = x\n", []string{"[DEFAULT] rug_api_port", `"x"`}},
 		{"addr", "[DEFAULT]\nmanagement_address = fe80::1%eth0\n", []string{"[DEFAULT] management_address"}},
 		{"prefix", "[DEFAULT]\nmanagement_prefix = fdca::1\n", []string{"[DEFAULT] management_prefix", `"fdca::1"`}},

@@ -17,15 +17,21 @@ var ErrNoFiles = errors.New("no configuration file given (--config-file)")
 
 // iniOptions are the parser's settings for oslo.config's INI dialect: no
 // inline comments (a '#' in a value is part of it), "=" or ":" between name
-// and value, indented continuation lines, repeated names kept for
-// multi-valued options, and no backslash continuation.
+// and value, indented continuation lines, and no backslash continuation. A
+// name repeated in a section keeps its last value; multiShadows reads the
+// file again keeping every value, for multi-valued options (the parser
+// then drops empty values).
 var iniOptions = ini.LoadOptions{
 	IgnoreInlineComment:        true,
-	AllowShadows:               true,
-	AllowDuplicateShadowValues: true,
 	AllowPythonMultilineValues: true,
 	IgnoreContinuation:         true,
 	KeyValueDelimiters:         "=:",
+}
+
+func multiShadows() ini.LoadOptions {
+	o := iniOptions
+	o.AllowShadows, o.AllowDuplicateShadowValues = true, true
+	return o
 }
 
 // setting is the value an option was given, and where.
@@ -117,6 +123,7 @@ func (sc schema) readFile(c *Config, path string, settings map[*option]*setting,
 	if err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
+	var multi *ini.File // every value of repeated names, read when needed
 	here := map[*option]*setting{}
 	for _, sec := range f.Sections() {
 		group := normalizeGroup(sec.Name())
@@ -127,9 +134,14 @@ func (sc schema) readFile(c *Config, path string, settings map[*option]*setting,
 				c.unknown(log, path, optName{group, name})
 				continue
 			}
-			vals := k.ValueWithShadows()
-			if len(vals) == 0 { // "name =" with nothing after
-				vals = []string{""}
+			vals := []string{k.Value()}
+			if o.multi {
+				if multi == nil {
+					if multi, err = ini.LoadSources(multiShadows(), data); err != nil {
+						return fmt.Errorf("config file %s: %w", path, err)
+					}
+				}
+				vals = multi.Section(sec.Name()).Key(name).ValueWithShadows()
 			}
 			if deprecated {
 				c.warn(log, fmt.Sprintf("config file %s: %s is deprecated: use %s", path, optName{group, name}, o.optName),

@@ -72,7 +72,13 @@ func declare(group, name string, k kind, help string, mods []mod) *option {
 	return o
 }
 
-func last(raw []string) string { return raw[len(raw)-1] }
+// last returns the value in effect: the last one given ("" if none).
+func last(raw []string) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	return raw[len(raw)-1]
+}
 
 func strOpt(group, name string, field func(*Config) *string, help string, mods ...mod) *option {
 	o := declare(group, name, kindString, help, mods)

@@ -96,8 +96,8 @@ var options = schema{
 	// Management API.
 	strOpt(DefaultGroup, "api_listen", func(c *Config) *string { return &c.APIListen },
 		"The address the management API listens on. Without [api] auth_token it must be a loopback address."),
-	portOpt(DefaultGroup, "api_port", func(c *Config) *uint16 { return &c.APIPort },
-		"The port of the management API.", deprecatedName(DefaultGroup, "rug_api_port")),
+	numOpt(DefaultGroup, "api_port", kindPort, func(c *Config) *uint16 { return &c.APIPort }, 0, 65535,
+		"The port of the management API (0: any free port).", deprecatedName(DefaultGroup, "rug_api_port")),
 	strOpt("api", "auth_token", func(c *Config) *string { return &c.API.AuthToken },
 		"The bearer token every management API request that changes something must carry "+
 			"(Authorization: Bearer <token>); at least 16 characters. Reads (GET) need none. "+
