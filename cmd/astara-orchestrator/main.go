@@ -1,0 +1,133 @@
+// Command astara-orchestrator is Astara's control plane: it listens to the
+// network's notifications, keeps a state machine per router, and boots,
+// configures, health-checks, repairs and deletes the routers' appliances.
+//
+// Usage:
+//
+//	astara-orchestrator [--config-file FILE]... [--check-config | --print-sample-config | --version]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/astara-go/astara/internal/config"
+	"github.com/astara-go/astara/internal/orchestrator"
+)
+
+// defaultConfigFile is read when no --config-file is given, as the
+// original did.
+const defaultConfigFile = "/etc/astara/orchestrator.ini"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// files is the repeatable --config-file flag.
+type files []string
+
+func (f *files) String() string     { return strings.Join(*f, ",") }
+func (f *files) Set(s string) error { *f = append(*f, s); return nil }
+
+// run is the command; it returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("astara-orchestrator", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	var cfgFiles files
+	flags.Var(&cfgFiles, "config-file", "a configuration file; repeatable, later files override earlier ones (default "+defaultConfigFile+")")
+	sample := flags.Bool("print-sample-config", false, "print a commented sample configuration with every option and its default, and exit")
+	check := flags.Bool("check-config", false, "check the configuration files, and exit")
+	version := flags.Bool("version", false, "print the version, and exit")
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if flags.NArg() > 0 {
+		fmt.Fprintf(stderr, "astara-orchestrator: unexpected argument %q\n", flags.Arg(0))
+		return 2
+	}
+	switch {
+	case *version:
+		fmt.Fprintln(stdout, "astara-orchestrator", versionString())
+		return 0
+	case *sample:
+		if err := config.WriteSample(stdout); err != nil {
+			fmt.Fprintf(stderr, "astara-orchestrator: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+
+	level := new(slog.LevelVar)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if len(cfgFiles) == 0 {
+		if _, err := os.Stat(defaultConfigFile); errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(stderr, "astara-orchestrator: no configuration: give --config-file (%s does not exist)\n", defaultConfigFile)
+			return 2
+		}
+		cfgFiles = files{defaultConfigFile}
+	}
+	cfg, err := config.Load(cfgFiles, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "astara-orchestrator: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	if cfg.Debug {
+		level.Set(slog.LevelDebug)
+	}
+	if err := orchestrator.Check(cfg); err != nil {
+		fmt.Fprintf(stderr, "astara-orchestrator: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	if *check {
+		fmt.Fprintf(stdout, "configuration OK (%s; %d warnings)\n", strings.Join(cfg.Files, ", "), len(cfg.Warnings))
+		return 0
+	}
+
+	p, err := orchestrator.OpenProviders(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "astara-orchestrator: %v\n", err)
+		return 1
+	}
+	src, err := orchestrator.NewAMQPSource(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "astara-orchestrator: %v\n", err)
+		return 1
+	}
+	o, err := orchestrator.New(cfg, orchestrator.Deps{Network: p.Network, Compute: p.Compute,
+		ManagementAddress: p.ManagementAddress, Source: src, Logger: log, LogLevel: level})
+	if err != nil {
+		fmt.Fprintf(stderr, "astara-orchestrator: %v\n", err)
+		return 1
+	}
+	if err := o.Run(ctx); err != nil {
+		log.Error("astara-orchestrator failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// versionString returns the module version and the Go version.
+func versionString() string {
+	v := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		v = bi.Main.Version
+	}
+	return v + " " + runtime.Version()
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "orchestrator.ini")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const good = `[DEFAULT]
+management_network_id = mgt-net
+api_listen = 127.0.0.1
+transport_url = rabbit://u:p@rabbit:5672/
+`
+
+func TestPrintSampleConfig(t *testing.T) {
+	code, out, _ := runCmd(t, "--print-sample-config")
+	if code != 0 || !strings.Contains(out, "#health_check_period = 60\n") || !strings.Contains(out, "[router]\n") {
+		t.Fatalf("exit %d, sample:\n%s", code, out)
+	}
+	// The sample, with the required option set, checks.
+	p := writeFile(t, out+"\n[DEFAULT]\nmanagement_network_id = mgt-net\napi_listen = ::1\n")
+	if code, out, errOut := runCmd(t, "--config-file", p, "--check-config"); code != 0 || !strings.Contains(out, "configuration OK") {
+		t.Errorf("checking the sample: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	base := writeFile(t, good)
+	override := writeFile(t, "[DEFAULT]\nhealth_check_period = soon\n")
+	if code, out, errOut := runCmd(t, "--config-file", base, "--check-config"); code != 0 {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut := runCmd(t, "--config-file="+base, "--config-file", override, "--check-config")
+	if code != 1 || !strings.Contains(errOut, "health_check_period") || !strings.Contains(errOut, override) {
+		t.Errorf("invalid value: exit %d\n%s", code, errOut)
+	}
+	public := writeFile(t, "[DEFAULT]\nmanagement_network_id = m\napi_listen = 0.0.0.0\n")
+	if code, _, errOut := runCmd(t, "--config-file", public, "--check-config"); code != 1 || !strings.Contains(errOut, "auth_token") {
+		t.Errorf("public API without a token: exit %d\n%s", code, errOut)
+	}
+	if code, _, errOut := runCmd(t, "--config-file", filepath.Join(t.TempDir(), "nope.ini")); code != 1 || !strings.Contains(errOut, "nope.ini") {
+		t.Errorf("missing file: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestRunNeedsProviders(t *testing.T) {
+	code, _, errOut := runCmd(t, "--config-file", writeFile(t, good))
+	if code != 1 || !strings.Contains(errOut, "no network or compute provider") || !strings.Contains(errOut, "keystone_authtoken") {
+		t.Errorf("exit %d\n%s", code, errOut)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	if code, out, _ := runCmd(t, "--version"); code != 0 || !strings.HasPrefix(out, "astara-orchestrator ") {
+		t.Errorf("--version: %d %q", code, out)
+	}
+	if code, _, _ := runCmd(t, "--bogus"); code != 2 {
+		t.Errorf("unknown flag: exit %d", code)
+	}
+	if code, _, _ := runCmd(t, "extra"); code != 2 {
+		t.Errorf("argument: exit %d", code)
+	}
+}
