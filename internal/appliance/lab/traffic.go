@@ -3,6 +3,7 @@ package lab
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,10 +15,19 @@ import (
 )
 
 // InNetns runs fn on a thread switched into the named namespace. Sockets fn
-// creates stay in that namespace, whichever thread uses them later.
-func InNetns(name string, fn func() error) error {
+// creates stay in that namespace, whichever thread uses them later. If the
+// thread cannot be switched back, it stays locked to the calling goroutine,
+// which must then end soon (a test failing, a goroutine started for the
+// purpose): the runtime discards the thread then, rather than let other
+// goroutines run in the wrong namespace.
+func InNetns(name string, fn func() error) (err error) {
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	unlock := true
+	defer func() {
+		if unlock {
+			runtime.UnlockOSThread()
+		}
+	}()
 	orig, err := netns.Get()
 	if err != nil {
 		return err
@@ -31,7 +41,12 @@ func InNetns(name string, fn func() error) error {
 	if err := netns.Set(target); err != nil {
 		return err
 	}
-	defer netns.Set(orig)
+	defer func() {
+		if serr := netns.Set(orig); serr != nil {
+			unlock = false
+			err = errors.Join(err, fmt.Errorf("leaving namespace %s: %w", name, serr))
+		}
+	}()
 	return fn()
 }
 
