@@ -57,15 +57,17 @@ func (s *Scheduler) Command(ctx context.Context, c event.CommandArgs) error {
 		return nil
 
 	case event.CmdConfigReload:
+		// A configuration that cannot be reloaded is a permanent failure of
+		// this command (ErrInvalid): redelivering it would not help.
 		if s.reload == nil {
-			return fmt.Errorf("command %s: no configuration source to reload", c.Name)
+			return fmt.Errorf("command %s: %w: no configuration source to reload", c.Name, ErrInvalid)
 		}
 		cfg, err := s.reload(ctx)
 		if err != nil {
-			return fmt.Errorf("command %s: %w", c.Name, err)
+			return fmt.Errorf("command %s: %w: %w", c.Name, ErrInvalid, err)
 		}
 		if err := cfg.Validate(); err != nil {
-			return fmt.Errorf("command %s: %w", c.Name, err)
+			return fmt.Errorf("command %s: %w: %w", c.Name, ErrInvalid, err)
 		}
 		for _, w := range s.workers {
 			if err := w.SetConfig(cfg); err != nil {

@@ -80,7 +80,7 @@ func TestCommandWorkersDebugAndConfigReload(t *testing.T) {
 			}
 		}
 		reloadErr = errors.New("bad file")
-		if err := e.command(event.CommandArgs{Name: event.CmdConfigReload}); err == nil || !strings.Contains(err.Error(), "bad file") {
+		if err := e.command(event.CommandArgs{Name: event.CmdConfigReload}); err == nil || !strings.Contains(err.Error(), "bad file") || !errors.Is(err, ErrInvalid) {
 			t.Errorf("config-reload with a bad file: %v", err)
 		}
 		reloadErr, reloaded.Threads = nil, 0
