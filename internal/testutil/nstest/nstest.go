@@ -7,6 +7,15 @@
 //	func TestMain(m *testing.M) { nstest.Main(m) }
 //
 // and call nstest.Require(t) at the top of each test that needs the namespace.
+//
+// The other helpers build what such tests need around them and take it
+// down when the test ends, even when it fails: more namespaces (a VM, an
+// upstream router: NewNamespace), veth pairs into them (Veth), commands run
+// here or there (Run, Exec). WaitFor polls for a condition with a
+// deadline, Alive and PidsMatching look at the processes a test started,
+// and SyncBuffer collects their output.
+//
+// To open sockets inside another namespace, use lab.InNetns.
 package nstest
 
 import (
