@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -41,10 +40,7 @@ func BenchmarkApplyNoop(b *testing.B) {
 
 	b.Run("running_unchanged", func(b *testing.B) {
 		const ifname = "bt1"
-		if out, err := exec.Command("ip", "link", "add", ifname, "type", "veth", "peer", "name", ifname+"p").CombinedOutput(); err != nil {
-			b.Fatalf("ip link add: %v: %s", err, out)
-		}
-		defer exec.Command("ip", "link", "del", ifname).Run()
+		nstest.Veth(b, ifname, ifname+"p", "", "")
 		d := New(b.TempDir(), quiet)
 		defer func() { _ = d.Stop(ctx); d.Close() }()
 		spec := Spec{RouterID: addr("192.0.2.1"), LocalASN: 64512, NeighborASN: 65000,

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,7 +89,7 @@ protocol bgp appliance {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); out.Close() })
-	waitFor(t, 30*time.Second, "the upstream BIRD", func() bool { _, err := u.birdc("show", "status"); return err == nil })
+	nstest.WaitFor(t, 30*time.Second, "the upstream BIRD", func() bool { _, err := u.birdc("show", "status"); return err == nil })
 	return u
 }
 
@@ -118,18 +117,6 @@ func (u *upstream) learned(t *testing.T) []netip.Prefix {
 	}
 	slices.SortFunc(got, comparePrefix)
 	return got
-}
-
-func alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	return !strings.HasPrefix(s[strings.LastIndexByte(s, ')')+2:], "Z")
 }
 
 func countIn(t *testing.T, path, substr string) int {
@@ -173,21 +160,21 @@ func birdSpec(extraTn0 ...model.Subnet) Spec {
 
 func TestBirdAdvertisesAndPeers(t *testing.T) {
 	nstest.Require(t)
-	up := namespace(t, "up")
-	vm := namespace(t, "vm")
-	vethTo(t, "ext0", "up0", up)
-	vethTo(t, "tn0", "vm0", vm)
-	vethTo(t, "tn2", "vm2", vm)
-	run(t, "ip", "addr", "add", "2001:db8:ff::2/64", "dev", "ext0", "nodad")
-	inNS(t, up, "ip", "addr", "add", "2001:db8:ff::1/64", "dev", "up0", "nodad")
+	up := nstest.NewNamespace(t, "astara-up")
+	vm := nstest.NewNamespace(t, "astara-vm")
+	nstest.Veth(t, "ext0", "up0", up, "")
+	nstest.Veth(t, "tn0", "vm0", vm, "")
+	nstest.Veth(t, "tn2", "vm2", vm, "")
+	nstest.Run(t, "ip", "addr", "add", "2001:db8:ff::2/64", "dev", "ext0", "nodad")
+	nstest.Exec(t, up, "ip", "addr", "add", "2001:db8:ff::1/64", "dev", "up0", "nodad")
 	for _, a := range []string{"2001:db8:1::1/64", "2001:db8:2::1/64", "fd00:99::1/64", "2001:db8:4::1/64"} {
-		run(t, "ip", "addr", "add", a, "dev", "tn0", "nodad")
+		nstest.Run(t, "ip", "addr", "add", a, "dev", "tn0", "nodad")
 	}
-	run(t, "ip", "addr", "add", "2001:db8:3::1/64", "dev", "tn2", "nodad")
+	nstest.Run(t, "ip", "addr", "add", "2001:db8:3::1/64", "dev", "tn2", "nodad")
 	// A route the router has that is no tenant prefix: never announced.
-	run(t, "ip", "-6", "route", "add", "2001:db8:bad::/64", "dev", "tn0")
+	nstest.Run(t, "ip", "-6", "route", "add", "2001:db8:bad::/64", "dev", "tn0")
 	for _, ifname := range []string{"vm0", "vm2"} {
-		inNS(t, vm, "sysctl", "-qw", "net.ipv6.conf."+ifname+".accept_ra=2", "net.ipv6.conf."+ifname+".autoconf=1")
+		nstest.Exec(t, vm, "sysctl", "-qw", "net.ipv6.conf."+ifname+".accept_ra=2", "net.ipv6.conf."+ifname+".autoconf=1")
 	}
 	ras := listenRA(t, vm)
 	vm0, vm2 := ifindex(t, vm, "vm0"), ifindex(t, vm, "vm2")
@@ -200,7 +187,7 @@ func TestBirdAdvertisesAndPeers(t *testing.T) {
 	// 1. Start: the protocols are up.
 	res := apply(t, d, birdSpec(), ActionStarted)
 	pid := res.PID
-	if !alive(pid) {
+	if !nstest.Alive(pid) {
 		t.Fatalf("bird pid %d not running", pid)
 	}
 	protos, err := d.Show(ctx, "show", "protocols")
@@ -228,28 +215,28 @@ func TestBirdAdvertisesAndPeers(t *testing.T) {
 		t.Errorf("RA on tn2: %v", got)
 	}
 	// ... and the VM's kernel configures itself from them (SLAAC).
-	waitFor(t, 60*time.Second, "SLAAC addresses on vm0", func() bool {
+	nstest.WaitFor(t, 60*time.Second, "SLAAC addresses on vm0", func() bool {
 		a := globalAddrs(t, vm, "vm0")
 		return hasAddrIn(a, pfx("2001:db8:1::/64")) && hasAddrIn(a, pfx("fd00:99::/64"))
 	})
 	if a := globalAddrs(t, vm, "vm0"); hasAddrIn(a, pfx("2001:db8:2::/64")) {
 		t.Errorf("vm0 autoconfigured an address in the DHCPv6 subnet: %v", a)
 	}
-	if out := inNS(t, vm, "ip", "-6", "route", "show", "default", "dev", "vm0"); !strings.Contains(out, "proto ra") {
+	if out := nstest.Exec(t, vm, "ip", "-6", "route", "show", "default", "dev", "vm0"); !strings.Contains(out, "proto ra") {
 		t.Errorf("no default route from the RA on vm0: %q", out)
 	}
 
 	// 3. BGP: the session comes up; the upstream learns exactly the routed
 	//    tenant prefixes (not ULA, not the isolated network, not the
 	//    router's other routes); the appliance installs what it learns.
-	waitFor(t, 90*time.Second, "the BGP session to be established", func() bool {
+	nstest.WaitFor(t, 90*time.Second, "the BGP session to be established", func() bool {
 		out, err := d.Show(ctx, "show", "protocols", "uplink_2001_db8_ff__1")
 		return err == nil && strings.Contains(out, "Established")
 	})
 	want := []netip.Prefix{pfx("2001:db8:1::/64"), pfx("2001:db8:2::/64")}
-	waitFor(t, 60*time.Second, fmt.Sprintf("the upstream to learn %v", want), func() bool { return slices.Equal(u.learned(t), want) })
-	waitFor(t, 60*time.Second, "the learned route in the kernel", func() bool {
-		out := run(t, "ip", "-6", "route", "show", "2001:db8:aaaa::/48")
+	nstest.WaitFor(t, 60*time.Second, fmt.Sprintf("the upstream to learn %v", want), func() bool { return slices.Equal(u.learned(t), want) })
+	nstest.WaitFor(t, 60*time.Second, "the learned route in the kernel", func() bool {
+		out := nstest.Run(t, "ip", "-6", "route", "show", "2001:db8:aaaa::/48")
 		return strings.Contains(out, "via 2001:db8:ff::1") && strings.Contains(out, "proto bird")
 	})
 
@@ -271,19 +258,19 @@ func TestBirdAdvertisesAndPeers(t *testing.T) {
 	//    reconfigured in place, same process, BGP and RA follow.
 	spec2 := birdSpec(model.Subnet{CIDR: pfx("2001:db8:4::/64"), GatewayIP: addr("2001:db8:4::1"), DNSNameservers: []netip.Addr{addr("2001:db8::54")}})
 	res = apply(t, d, spec2, ActionReconfigured)
-	if res.PID != pid || !alive(pid) || !res.Changed {
-		t.Fatalf("reconfigure: pid %d -> %d (alive %v), changed %v", pid, res.PID, alive(pid), res.Changed)
+	if res.PID != pid || !nstest.Alive(pid) || !res.Changed {
+		t.Fatalf("reconfigure: pid %d -> %d (alive %v), changed %v", pid, res.PID, nstest.Alive(pid), res.Changed)
 	}
 	if n := countIn(t, d.log, "Reconfigured"); n != reconfigs+1 {
 		t.Errorf("%d reconfigurations logged; want %d", n, reconfigs+1)
 	}
 	want = []netip.Prefix{pfx("2001:db8:1::/64"), pfx("2001:db8:2::/64"), pfx("2001:db8:4::/64")}
-	waitFor(t, 60*time.Second, fmt.Sprintf("the upstream to learn %v", want), func() bool { return slices.Equal(u.learned(t), want) })
+	nstest.WaitFor(t, 60*time.Second, fmt.Sprintf("the upstream to learn %v", want), func() bool { return slices.Equal(u.learned(t), want) })
 	got = ras.next(t, vm0, func(r ra) bool { _, ok := r.prefixes[pfx("2001:db8:4::/64")]; return ok })
 	if !slices.Equal(got.rdnss, []netip.Addr{addr("2001:db8::53"), addr("2001:db8::54")}) {
 		t.Errorf("RDNSS after reconfiguration: %v", got.rdnss)
 	}
-	waitFor(t, 60*time.Second, "a SLAAC address in the new prefix", func() bool {
+	nstest.WaitFor(t, 60*time.Second, "a SLAAC address in the new prefix", func() bool {
 		return hasAddrIn(globalAddrs(t, vm, "vm0"), pfx("2001:db8:4::/64"))
 	})
 
@@ -301,16 +288,16 @@ func TestBirdAdvertisesAndPeers(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "the supervisor to restart BIRD", func() bool {
+	nstest.WaitFor(t, 60*time.Second, "the supervisor to restart BIRD", func() bool {
 		n := d.PID()
-		return n != 0 && n != pid && alive(n)
+		return n != 0 && n != pid && nstest.Alive(n)
 	})
 	pid = d.PID()
-	waitFor(t, 90*time.Second, "the new BIRD's BGP session", func() bool {
+	nstest.WaitFor(t, 90*time.Second, "the new BIRD's BGP session", func() bool {
 		out, err := d.Show(ctx, "show", "protocols", "uplink_2001_db8_ff__1")
 		return err == nil && strings.Contains(out, "Established")
 	})
-	waitFor(t, 60*time.Second, "the upstream to learn the prefixes again", func() bool { return slices.Equal(u.learned(t), want) })
+	nstest.WaitFor(t, 60*time.Second, "the upstream to learn the prefixes again", func() bool { return slices.Equal(u.learned(t), want) })
 
 	// 8. A new agent adopts the running BIRD.
 	d.Close()
@@ -322,11 +309,11 @@ func TestBirdAdvertisesAndPeers(t *testing.T) {
 
 	// 9. Nothing to do: BIRD stops, and withdraws what it installed.
 	res = apply(t, d2, Spec{Tenants: []Tenant{{Interface: "tn0", Subnets: []model.Subnet{{CIDR: pfx("10.1.0.0/24")}}}}}, ActionStopped)
-	if res.PID != 0 || alive(pid) {
+	if res.PID != 0 || nstest.Alive(pid) {
 		t.Fatalf("bird %d still running", pid)
 	}
-	waitFor(t, 30*time.Second, "BIRD's kernel routes to go", func() bool {
-		return !strings.Contains(run(t, "ip", "-6", "route", "show", "proto", "bird"), "2001:db8:aaaa::/48")
+	nstest.WaitFor(t, 30*time.Second, "BIRD's kernel routes to go", func() bool {
+		return !strings.Contains(nstest.Run(t, "ip", "-6", "route", "show", "proto", "bird"), "2001:db8:aaaa::/48")
 	})
 }
 

@@ -1,82 +1,21 @@
 package bird
 
 import (
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv6"
 
+	"github.com/astara-go/astara/internal/appliance/lab"
 	"github.com/astara-go/astara/internal/testutil/nstest"
 )
-
-// waitFor polls cond until it holds or the timeout expires.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for interval := 10 * time.Millisecond; ; interval = min(interval*2, 250*time.Millisecond) {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(interval)
-	}
-}
-
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// namespace creates a network namespace (a VM, an upstream router), deleted
-// with everything running in it when the test ends, even when it fails.
-func namespace(t *testing.T, role string) string {
-	t.Helper()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "astara-" + role + "-" + hex.EncodeToString(b)
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { nstest.Delete(name) })
-	inNS(t, name, "ip", "link", "set", "lo", "up")
-	return name
-}
-
-func inNS(t *testing.T, ns string, args ...string) string {
-	t.Helper()
-	return run(t, append([]string{"ip", "netns", "exec", ns}, args...)...)
-}
-
-// vethTo creates a veth pair: local stays in the test namespace, peer goes
-// into ns. Both come up with DAD off, so IPv6 addresses are usable at once.
-func vethTo(t *testing.T, local, peer, ns string) {
-	t.Helper()
-	run(t, "ip", "link", "add", local, "type", "veth", "peer", "name", peer, "netns", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", local).Run() })
-	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+local+"/accept_dad", []byte("0"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	inNS(t, ns, "sysctl", "-qw", "net.ipv6.conf."+peer+".accept_dad=0")
-	run(t, "ip", "link", "set", local, "up")
-	inNS(t, ns, "ip", "link", "set", peer, "up")
-}
 
 // ra is a router advertisement as a host sees it.
 type ra struct {
@@ -97,46 +36,13 @@ type raListener struct {
 
 func listenRA(t *testing.T, ns string) *raListener {
 	t.Helper()
-	type result struct {
-		conn *icmp.PacketConn
-		err  error
+	var conn *icmp.PacketConn
+	listen := func() (err error) { conn, err = icmp.ListenPacket("ip6:ipv6-icmp", "::"); return err }
+	if err := lab.InNetns(ns, listen); err != nil {
+		t.Fatalf("raw ICMPv6 socket in %s: %v", ns, err)
 	}
-	ch := make(chan result, 1)
-	go func() {
-		// The socket belongs to the namespace of the thread that opens it.
-		// If switching back fails, the thread stays locked and dies with
-		// this goroutine.
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(ns)
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			ch <- result{err: err}
-			return
-		}
-		conn, err := icmp.ListenPacket("ip6:ipv6-icmp", "::")
-		if serr := netns.Set(orig); serr != nil {
-			ch <- result{err: serr}
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{conn, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatalf("raw ICMPv6 socket in %s: %v", ns, r.err)
-	}
-	l := &raListener{conn: r.conn, p: r.conn.IPv6PacketConn(), ras: make(chan ra, 64)}
-	t.Cleanup(func() { r.conn.Close() })
+	l := &raListener{conn: conn, p: conn.IPv6PacketConn(), ras: make(chan ra, 64)}
+	t.Cleanup(func() { conn.Close() })
 	// Interface indexes, not names: names would be resolved in the test's
 	// namespace, not the listener's.
 	if err := l.p.SetControlMessage(ipv6.FlagInterface, true); err != nil {
@@ -237,7 +143,7 @@ func (r ra) String() string {
 // globalAddrs lists the global IPv6 addresses of ifname in ns.
 func globalAddrs(t *testing.T, ns, ifname string) []netip.Prefix {
 	t.Helper()
-	out := inNS(t, ns, "ip", "-6", "-o", "addr", "show", "dev", ifname, "scope", "global")
+	out := nstest.Exec(t, ns, "ip", "-6", "-o", "addr", "show", "dev", ifname, "scope", "global")
 	var addrs []netip.Prefix
 	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
@@ -264,7 +170,7 @@ func hasAddrIn(addrs []netip.Prefix, p netip.Prefix) bool {
 // ifindex returns the index of ifname in ns.
 func ifindex(t *testing.T, ns, ifname string) int {
 	t.Helper()
-	n, err := strconv.Atoi(strings.TrimSpace(inNS(t, ns, "cat", "/sys/class/net/"+ifname+"/ifindex")))
+	n, err := strconv.Atoi(strings.TrimSpace(nstest.Exec(t, ns, "cat", "/sys/class/net/"+ifname+"/ifindex")))
 	if err != nil {
 		t.Fatal(err)
 	}

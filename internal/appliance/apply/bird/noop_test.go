@@ -2,10 +2,7 @@ package bird
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,21 +11,8 @@ import (
 )
 
 // birds lists the BIRD processes using this state directory's config.
-func birds(t *testing.T, dir string) []int {
-	t.Helper()
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !alive(pid) {
-			continue
-		}
-		b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if strings.Contains(string(b), "\x00"+filepath.Join(dir, confName)+"\x00") {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+func birds(dir string) []int {
+	return nstest.PidsMatching("\x00" + filepath.Join(dir, confName) + "\x00")
 }
 
 // An identical Apply, repeated, starts, stops and reconfigures nothing and
@@ -37,9 +21,7 @@ func birds(t *testing.T, dir string) []int {
 // next Apply.
 func TestNoopApplyIsQuiet(t *testing.T) {
 	nstest.Require(t)
-	run(t, "ip", "link", "add", "tq0", "type", "veth", "peer", "name", "tq0p")
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", "tq0").Run() })
-	run(t, "ip", "link", "set", "tq0", "up")
+	nstest.Veth(t, "tq0", "tq0p", "", "")
 	dir := t.TempDir()
 	d := newDaemon(t, dir)
 	spec := Spec{RouterID: addr("192.0.2.1"), Tenants: []Tenant{{Interface: "tq0", Subnets: []model.Subnet{
@@ -51,7 +33,7 @@ func TestNoopApplyIsQuiet(t *testing.T) {
 		t.Fatal(err)
 	}
 	ino, mtime := stat(t, d.conf)
-	waitFor(t, 30*time.Second, "BIRD to log its start", func() bool { return countIn(t, d.log, "Started") == 1 })
+	nstest.WaitFor(t, 30*time.Second, "BIRD to log its start", func() bool { return countIn(t, d.log, "Started") == 1 })
 	starts, reconfigs := countIn(t, d.log, "Started"), countIn(t, d.log, "Reconfiguring")
 	quiet := func(step string, n int) {
 		t.Helper()
@@ -60,7 +42,7 @@ func TestNoopApplyIsQuiet(t *testing.T) {
 				t.Fatalf("%s: identical Apply: pid %d -> %d, changed %v", step, pid, res.PID, res.Changed)
 			}
 		}
-		if pids := birds(t, dir); len(pids) != 1 || pids[0] != pid {
+		if pids := birds(dir); len(pids) != 1 || pids[0] != pid {
 			t.Fatalf("%s: BIRD processes %v; want only %d", step, pids, pid)
 		}
 		if ino2, mtime2 := stat(t, d.conf); ino2 != ino || !mtime2.Equal(mtime) {
@@ -88,14 +70,14 @@ func TestNoopApplyIsQuiet(t *testing.T) {
 	if b, _ := os.ReadFile(d.conf); string(b) != string(conf) {
 		t.Errorf("bird.conf not put right:\n%s", b)
 	}
-	waitFor(t, 30*time.Second, "BIRD to log the reconfiguration", func() bool { return countIn(t, d.log, "Reconfiguring") == reconfigs+1 })
+	nstest.WaitFor(t, 30*time.Second, "BIRD to log the reconfiguration", func() bool { return countIn(t, d.log, "Reconfiguring") == reconfigs+1 })
 	ino, mtime = stat(t, d.conf)
 	reconfigs = countIn(t, d.log, "Reconfiguring")
 	quiet("running, after the repair", 20)
 
 	// Not needed: stopped once, then left alone.
 	none := Spec{Tenants: []Tenant{{Interface: "tq0", Subnets: []model.Subnet{{CIDR: pfx("10.30.0.0/24")}}}}}
-	if res := apply(t, d, none, ActionStopped); res.PID != 0 || alive(pid) {
+	if res := apply(t, d, none, ActionStopped); res.PID != 0 || nstest.Alive(pid) {
 		t.Fatalf("BIRD %d not stopped: %+v", pid, res)
 	}
 	for range 50 {
@@ -103,7 +85,7 @@ func TestNoopApplyIsQuiet(t *testing.T) {
 			t.Fatalf("Apply of a spec without IPv6 or BGP: %+v", res)
 		}
 	}
-	if pids := birds(t, dir); len(pids) != 0 {
+	if pids := birds(dir); len(pids) != 0 {
 		t.Errorf("BIRD processes %v after Applies that do not need it", pids)
 	}
 	if n := countIn(t, d.log, "Started"); n != starts {

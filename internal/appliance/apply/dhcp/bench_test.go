@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -45,18 +42,6 @@ func benchSpec(ifname string, ports int) Spec {
 	return s
 }
 
-// benchDir is a state directory dnsmasq can read after dropping root.
-func benchDir(b *testing.B) string {
-	b.Helper()
-	d := b.TempDir()
-	for _, p := range []string{d, filepath.Dir(d)} {
-		if err := os.Chmod(p, 0o755); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return d
-}
-
 // BenchmarkApplyNoop measures an identical re-apply: with DHCP not needed
 // (dnsmasq known stopped), and with dnsmasq running and nothing changed.
 func BenchmarkApplyNoop(b *testing.B) {
@@ -77,7 +62,7 @@ func BenchmarkApplyNoop(b *testing.B) {
 	}
 
 	b.Run("not_needed", func(b *testing.B) {
-		s := New(benchDir(b), quiet)
+		s := New(searchableTempDir(b), quiet)
 		defer s.Close()
 		spec := benchSpec("bn0", 10)
 		for i := range spec.Networks[0].Subnets {
@@ -89,14 +74,8 @@ func BenchmarkApplyNoop(b *testing.B) {
 	for _, ports := range []int{10, 1000} {
 		b.Run(fmt.Sprintf("running_unchanged/ports=%d", ports), func(b *testing.B) {
 			const ifname = "bn1"
-			if out, err := exec.Command("ip", "link", "add", ifname, "type", "veth", "peer", "name", ifname+"p").CombinedOutput(); err != nil {
-				b.Fatalf("ip link add: %v: %s", err, out)
-			}
-			defer exec.Command("ip", "link", "del", ifname).Run()
-			if out, err := exec.Command("ip", "link", "set", ifname, "up").CombinedOutput(); err != nil {
-				b.Fatalf("ip link set up: %v: %s", err, out)
-			}
-			s := New(benchDir(b), quiet)
+			nstest.Veth(b, ifname, ifname+"p", "", "")
+			s := New(searchableTempDir(b), quiet)
 			defer func() { _ = s.Stop(ctx); s.Close() }()
 			spec := benchSpec(ifname, ports)
 			res, err := s.Apply(ctx, spec)

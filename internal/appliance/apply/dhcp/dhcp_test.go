@@ -351,7 +351,7 @@ func TestStateDirMustBeReadableByTheDnsmasqUser(t *testing.T) {
 
 // searchableTempDir is a t.TempDir that dnsmasq can still read after it
 // dropped root (t.TempDir's parent is 0700).
-func searchableTempDir(t *testing.T) string {
+func searchableTempDir(t testing.TB) string {
 	t.Helper()
 	d := t.TempDir()
 	for _, p := range []string{d, filepath.Dir(d)} {

@@ -4,13 +4,12 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"runtime"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/net/dns/dnsmessage"
 
+	"github.com/astara-go/astara/internal/appliance/lab"
 	"github.com/astara-go/astara/internal/appliance/model"
 	"github.com/astara-go/astara/internal/testutil/nstest"
 )
@@ -53,43 +52,12 @@ func fakeUpstream(t *testing.T, listen string, answer netip.Addr) {
 // namespace it was created in).
 func udpIn(t *testing.T, ns string) net.PacketConn {
 	t.Helper()
-	type result struct {
-		c   net.PacketConn
-		err error
+	var c net.PacketConn
+	if err := lab.InNetns(ns, func() (err error) { c, err = net.ListenPacket("udp4", ":0"); return err }); err != nil {
+		t.Fatal(err)
 	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // left locked (and the thread discarded) if restoring fails
-		orig, err := netns.Get()
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(ns)
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			ch <- result{err: err}
-			return
-		}
-		c, err := net.ListenPacket("udp4", ":0")
-		if serr := netns.Set(orig); serr != nil {
-			ch <- result{err: serr}
-			return
-		}
-		runtime.UnlockOSThread()
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	t.Cleanup(func() { r.c.Close() })
-	return r.c
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // resolve asks server for name's A record from the VM.
@@ -130,10 +98,10 @@ func resolve(c net.PacketConn, server netip.AddrPort, name string) (netip.Addr, 
 // upstreams is a reload.
 func TestDnsmasqForwardsDNS(t *testing.T) {
 	nstest.Require(t)
-	vm := vmNamespace(t)
-	vethTo(t, "tn1", "vm1", vm, macA)
-	run(t, "ip", "addr", "add", "10.10.1.1/24", "dev", "tn1")
-	inNS(t, vm, "ip", "addr", "add", "10.10.1.10/24", "dev", "vm1")
+	vm := nstest.NewNamespace(t, "astara-vm")
+	nstest.Veth(t, "tn1", "vm1", vm, macA)
+	nstest.Run(t, "ip", "addr", "add", "10.10.1.1/24", "dev", "tn1")
+	nstest.Exec(t, vm, "ip", "addr", "add", "10.10.1.10/24", "dev", "vm1")
 	fakeUpstream(t, "127.0.0.2:53", addr("192.0.2.7"))
 	fakeUpstream(t, "127.0.0.3:53", addr("192.0.2.8"))
 
@@ -151,7 +119,7 @@ func TestDnsmasqForwardsDNS(t *testing.T) {
 	c := udpIn(t, vm)
 	server := netip.MustParseAddrPort("10.10.1.1:53")
 	var got netip.Addr
-	waitFor(t, 30*time.Second, "an answer through dnsmasq", func() bool {
+	nstest.WaitFor(t, 30*time.Second, "an answer through dnsmasq", func() bool {
 		got, _ = resolve(c, server, "www.example.test.")
 		return got.IsValid()
 	})
@@ -163,7 +131,7 @@ func TestDnsmasqForwardsDNS(t *testing.T) {
 	if res := apply(t, s, spec, ActionReloaded); res.PID != pid {
 		t.Fatalf("changing upstreams restarted dnsmasq (%d -> %d)", pid, res.PID)
 	}
-	waitFor(t, 30*time.Second, "answers from the new upstream", func() bool {
+	nstest.WaitFor(t, 30*time.Second, "answers from the new upstream", func() bool {
 		got, _ = resolve(c, server, "www2.example.test.")
 		return got == addr("192.0.2.8")
 	})

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -113,46 +112,21 @@ func countLines(t *testing.T, path, substr string) int {
 	return strings.Count(string(b), substr)
 }
 
-func alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	return !strings.HasPrefix(s[strings.LastIndexByte(s, ')')+2:], "Z")
-}
-
 // dnsmasqs lists the dnsmasq processes reading this state directory's config.
-func dnsmasqs(t *testing.T, dir string) []int {
-	t.Helper()
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !alive(pid) {
-			continue
-		}
-		b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if strings.Contains(string(b), "--conf-file="+filepath.Join(dir, confName)) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+func dnsmasqs(dir string) []int {
+	return nstest.PidsMatching("--conf-file=" + filepath.Join(dir, confName))
 }
 
 func TestDnsmasqServesStaticLeases(t *testing.T) {
 	nstest.Require(t)
-	vm := vmNamespace(t)
-	vethTo(t, "tn1", "vm1", vm, macA)
-	run(t, "ip", "addr", "add", "10.10.1.1/24", "dev", "tn1")
-	run(t, "ip", "addr", "add", "fd00:10:1::1/64", "dev", "tn1", "nodad")
+	vm := nstest.NewNamespace(t, "astara-vm")
+	nstest.Veth(t, "tn1", "vm1", vm, macA)
+	nstest.Run(t, "ip", "addr", "add", "10.10.1.1/24", "dev", "tn1")
+	nstest.Run(t, "ip", "addr", "add", "fd00:10:1::1/64", "dev", "tn1", "nodad")
 	// ex1 is the appliance's "external" interface, on the same subnet: only
 	// the except-interface keeps dnsmasq off it.
-	vethTo(t, "ex1", "vmx", vm, macA)
-	run(t, "ip", "addr", "add", "10.10.1.2/24", "dev", "ex1")
+	nstest.Veth(t, "ex1", "vmx", vm, macA)
+	nstest.Run(t, "ip", "addr", "add", "10.10.1.2/24", "dev", "ex1")
 
 	dir := searchableTempDir(t)
 	s := newServer(t, dir)
@@ -163,7 +137,7 @@ func TestDnsmasqServesStaticLeases(t *testing.T) {
 	spec1 := tenantSpec(alloc(macA, "vm-a", "10.10.1.10", "fd00:10:1::10"))
 	res := apply(t, s, spec1, ActionStarted)
 	pid := res.PID
-	if !alive(pid) || s.PID() != pid {
+	if !nstest.Alive(pid) || s.PID() != pid {
 		t.Fatalf("dnsmasq pid %d (server says %d) not running", pid, s.PID())
 	}
 	env := lease(t, vm, "vm1", false)
@@ -195,7 +169,7 @@ func TestDnsmasqServesStaticLeases(t *testing.T) {
 	reads := countLines(t, ps.log, "read "+ps.hosts)
 	spec2 := tenantSpec(alloc(macA, "vm-a", "10.10.1.10", "fd00:10:1::10"), alloc(macB, "vm-b", "10.10.1.11"))
 	res = apply(t, s, spec2, ActionReloaded)
-	if res.PID != pid || !alive(pid) {
+	if res.PID != pid || !nstest.Alive(pid) {
 		t.Fatalf("reload changed the process: pid %d -> %d", pid, res.PID)
 	}
 	if len(res.Changed) != 1 || res.Changed[0] != ps.hosts {
@@ -204,7 +178,7 @@ func TestDnsmasqServesStaticLeases(t *testing.T) {
 	if after := statFiles(t, ps.conf); after[ps.conf] != before[ps.conf] {
 		t.Errorf("main config rewritten by a lease-only change")
 	}
-	waitFor(t, 30*time.Second, "dnsmasq to re-read its hosts file", func() bool {
+	nstest.WaitFor(t, 30*time.Second, "dnsmasq to re-read its hosts file", func() bool {
 		return countLines(t, ps.log, "read "+ps.hosts) > reads
 	})
 	setMAC(t, vm, "vm1", macB)
@@ -236,8 +210,8 @@ func TestDnsmasqServesStaticLeases(t *testing.T) {
 	spec3.Networks = []Network{spec2.Networks[0]}
 	spec3.Networks[0].Subnets = append([]model.Subnet{{CIDR: pfx("10.10.2.0/24"), GatewayIP: addr("10.10.2.1"), DHCPEnabled: true}}, spec2.Networks[0].Subnets...)
 	res = apply(t, s, spec3, ActionRestarted)
-	if res.PID == pid || alive(pid) || !alive(res.PID) {
-		t.Fatalf("restart: old pid %d alive=%v, new pid %d alive=%v", pid, alive(pid), res.PID, alive(res.PID))
+	if res.PID == pid || nstest.Alive(pid) || !nstest.Alive(res.PID) {
+		t.Fatalf("restart: old pid %d alive=%v, new pid %d alive=%v", pid, nstest.Alive(pid), res.PID, nstest.Alive(res.PID))
 	}
 	pid = res.PID
 	if b, _ := os.ReadFile(ps.conf); !strings.Contains(string(b), "set:tn1_10-10-2-0_24,10.10.2.0,static") {
@@ -248,9 +222,9 @@ func TestDnsmasqServesStaticLeases(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 60*time.Second, "the supervisor to restart dnsmasq", func() bool {
+	nstest.WaitFor(t, 60*time.Second, "the supervisor to restart dnsmasq", func() bool {
 		n := s.PID()
-		return n != 0 && n != pid && alive(n)
+		return n != 0 && n != pid && nstest.Alive(n)
 	})
 	pid = s.PID()
 	setMAC(t, vm, "vm1", macA)
@@ -265,7 +239,7 @@ func TestDnsmasqServesStaticLeases(t *testing.T) {
 	if res.PID != pid || s2.PID() != pid {
 		t.Fatalf("second server: pid %d; want adoption of %d", res.PID, pid)
 	}
-	if pids := dnsmasqs(t, dir); len(pids) != 1 || pids[0] != pid {
+	if pids := dnsmasqs(dir); len(pids) != 1 || pids[0] != pid {
 		t.Fatalf("dnsmasq processes for %s: %v; want only %d", dir, pids, pid)
 	}
 	// ... and supervises it.
@@ -281,7 +255,7 @@ func TestDnsmasqServesStaticLeases(t *testing.T) {
 	if _, err := s2.Apply(context.Background(), bad); !errors.Is(err, ErrInvalidSpec) {
 		t.Fatalf("invalid spec: %v", err)
 	}
-	if after := statFiles(t, all...); !mapsEqual(after, before) || s2.PID() != pid || !alive(pid) {
+	if after := statFiles(t, all...); !mapsEqual(after, before) || s2.PID() != pid || !nstest.Alive(pid) {
 		t.Errorf("invalid spec changed something")
 	}
 
@@ -291,8 +265,8 @@ func TestDnsmasqServesStaticLeases(t *testing.T) {
 		none.Networks[0].Subnets[i].DHCPEnabled = false
 	}
 	res = apply(t, s2, none, ActionStopped)
-	if res.PID != 0 || alive(pid) || len(dnsmasqs(t, dir)) != 0 {
-		t.Fatalf("dnsmasq still running after Stop: %v", dnsmasqs(t, dir))
+	if res.PID != 0 || nstest.Alive(pid) || len(dnsmasqs(dir)) != 0 {
+		t.Fatalf("dnsmasq still running after Stop: %v", dnsmasqs(dir))
 	}
 	apply(t, s2, none, ActionNone)
 }
@@ -313,7 +287,7 @@ func mapsEqual(a, b map[string]fileID) bool {
 // dnsmasq left by a previous agent is stopped when DHCP is no longer needed.
 func TestDnsmasqStartFailureAndStopOfAdopted(t *testing.T) {
 	nstest.Require(t)
-	vethTo(t, "tn1", "vm1", vmNamespace(t), macA) // dnsmasq derives its DHCPv6 DUID from a MAC
+	nstest.Veth(t, "tn1", "vm1", nstest.NewNamespace(t, "astara-vm"), macA) // dnsmasq derives its DHCPv6 DUID from a MAC
 	dir := searchableTempDir(t)
 	spec := tenantSpec(alloc(macA, "vm-a", "10.10.1.10"))
 
@@ -338,7 +312,7 @@ func TestDnsmasqStartFailureAndStopOfAdopted(t *testing.T) {
 	s2.Close() // the agent goes away, dnsmasq stays
 	s3 := newServer(t, dir)
 	none := Spec{Networks: []Network{{Interface: "tn1"}}}
-	if r := apply(t, s3, none, ActionStopped); r.PID != 0 || alive(res.PID) {
+	if r := apply(t, s3, none, ActionStopped); r.PID != 0 || nstest.Alive(res.PID) {
 		t.Fatalf("adopted dnsmasq %d not stopped", res.PID)
 	}
 }

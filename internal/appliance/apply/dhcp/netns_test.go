@@ -3,8 +3,6 @@ package dhcp
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,65 +14,6 @@ import (
 
 	"github.com/astara-go/astara/internal/testutil/nstest"
 )
-
-// waitFor polls cond until it holds or the timeout expires.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for interval := 10 * time.Millisecond; ; interval = min(interval*2, 250*time.Millisecond) {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(interval)
-	}
-}
-
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// vmNamespace creates a network namespace acting as a VM, deleted (with
-// everything running in it) when the test ends, even when it fails.
-func vmNamespace(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "astara-vm-" + hex.EncodeToString(b)
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { nstest.Delete(name) })
-	inNS(t, name, "ip", "link", "set", "lo", "up")
-	return name
-}
-
-func inNS(t *testing.T, ns string, args ...string) string {
-	t.Helper()
-	return run(t, append([]string{"ip", "netns", "exec", ns}, args...)...)
-}
-
-// vethTo creates a veth pair: local stays in the test namespace, peer goes
-// into ns. Both come up with DAD off, so IPv6 addresses are usable at once.
-func vethTo(t *testing.T, local, peer, ns, peerMAC string) {
-	t.Helper()
-	run(t, "ip", "link", "add", local, "type", "veth", "peer", "name", peer, "netns", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", local).Run() })
-	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+local+"/accept_dad", []byte("0"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	inNS(t, ns, "sysctl", "-qw", "net.ipv6.conf."+peer+".accept_dad=0")
-	if peerMAC != "" {
-		inNS(t, ns, "ip", "link", "set", peer, "address", peerMAC)
-	}
-	run(t, "ip", "link", "set", local, "up")
-	inNS(t, ns, "ip", "link", "set", peer, "up")
-}
 
 // dhclient runs one DHCP exchange in a VM namespace. It never touches the
 // host: its script only records the environment dhclient hands it, its lease
@@ -144,7 +83,7 @@ func lease(t *testing.T, ns, ifname string, v6 bool) map[string]string {
 	if v6 {
 		reason = "BOUND6"
 		// dhclient -6 gives up at once without a usable link-local address.
-		waitFor(t, 30*time.Second, "a link-local address on "+ifname, func() bool {
+		nstest.WaitFor(t, 30*time.Second, "a link-local address on "+ifname, func() bool {
 			out, err := exec.Command("ip", "netns", "exec", ns, "ip", "-6", "addr", "show", "dev", ifname, "scope", "link").Output()
 			return err == nil && strings.Contains(string(out), "inet6 fe80") && !strings.Contains(string(out), "tentative")
 		})
@@ -194,7 +133,7 @@ func noLease(t *testing.T, ns, ifname string) {
 
 func setMAC(t *testing.T, ns, ifname, mac string) {
 	t.Helper()
-	inNS(t, ns, "ip", "link", "set", ifname, "down")
-	inNS(t, ns, "ip", "link", "set", ifname, "address", mac)
-	inNS(t, ns, "ip", "link", "set", ifname, "up")
+	nstest.Exec(t, ns, "ip", "link", "set", ifname, "down")
+	nstest.Exec(t, ns, "ip", "link", "set", ifname, "address", mac)
+	nstest.Exec(t, ns, "ip", "link", "set", ifname, "up")
 }

@@ -2,7 +2,6 @@ package dhcp
 
 import (
 	"os"
-	"os/exec"
 	"slices"
 	"testing"
 	"time"
@@ -11,21 +10,13 @@ import (
 	"github.com/astara-go/astara/internal/testutil/nstest"
 )
 
-// vethPair creates the veth pair name/name+"p" in the test namespace, up.
-func vethPair(t *testing.T, name string) {
-	t.Helper()
-	run(t, "ip", "link", "add", name, "type", "veth", "peer", "name", name+"p")
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", name).Run() })
-	run(t, "ip", "link", "set", name, "up")
-}
-
 // An identical Apply, repeated, starts, stops and signals nothing and
 // rewrites no file, with dnsmasq running and with dnsmasq not needed; a
 // file edited behind the Server's back is still put right by the next
 // Apply.
 func TestNoopApplyIsQuiet(t *testing.T) {
 	nstest.Require(t)
-	vethPair(t, "tq1")
+	nstest.Veth(t, "tq1", "tq1p", "", "")
 	dir := searchableTempDir(t)
 	s := newServer(t, dir)
 	ps := pathsIn(dir)
@@ -49,7 +40,7 @@ func TestNoopApplyIsQuiet(t *testing.T) {
 		contents[f] = string(b)
 	}
 	before := statFiles(t, files...)
-	waitFor(t, 30*time.Second, "dnsmasq to log its start", func() bool { return countLines(t, ps.log, "started, version") == 1 })
+	nstest.WaitFor(t, 30*time.Second, "dnsmasq to log its start", func() bool { return countLines(t, ps.log, "started, version") == 1 })
 	starts := countLines(t, ps.log, "started, version")
 	reads := countLines(t, ps.log, "read "+ps.hosts)
 	quiet := func(step string, n int) {
@@ -59,7 +50,7 @@ func TestNoopApplyIsQuiet(t *testing.T) {
 				t.Fatalf("%s: identical Apply: pid %d -> %d, changed %v", step, pid, res.PID, res.Changed)
 			}
 		}
-		if pids := dnsmasqs(t, dir); !slices.Equal(pids, []int{pid}) {
+		if pids := dnsmasqs(dir); !slices.Equal(pids, []int{pid}) {
 			t.Fatalf("%s: dnsmasq processes %v; want only %d", step, pids, pid)
 		}
 		if after := statFiles(t, files...); !mapsEqual(after, before) {
@@ -106,7 +97,7 @@ func TestNoopApplyIsQuiet(t *testing.T) {
 			t.Errorf("%s not put right:\n%s", f, b)
 		}
 	}
-	waitFor(t, 30*time.Second, "dnsmasq to log its restart and the re-read", func() bool {
+	nstest.WaitFor(t, 30*time.Second, "dnsmasq to log its restart and the re-read", func() bool {
 		return countLines(t, ps.log, "started, version") == starts+1 && countLines(t, ps.log, "read "+ps.hosts) > reads
 	})
 	before = statFiles(t, files...)
@@ -117,7 +108,7 @@ func TestNoopApplyIsQuiet(t *testing.T) {
 	// Not needed: stopped once, then left alone.
 	none := spec
 	none.Networks = []Network{{Interface: "tq1", Subnets: []model.Subnet{{CIDR: pfx("10.30.1.0/24")}}}}
-	if res := apply(t, s, none, ActionStopped); res.PID != 0 || alive(pid) {
+	if res := apply(t, s, none, ActionStopped); res.PID != 0 || nstest.Alive(pid) {
 		t.Fatalf("dnsmasq %d not stopped: %+v", pid, res)
 	}
 	stops := countLines(t, ps.log, "exiting on receipt of SIGTERM")
@@ -126,7 +117,7 @@ func TestNoopApplyIsQuiet(t *testing.T) {
 			t.Fatalf("Apply of a spec without DHCP: %+v", res)
 		}
 	}
-	if pids := dnsmasqs(t, dir); len(pids) != 0 {
+	if pids := dnsmasqs(dir); len(pids) != 0 {
 		t.Errorf("dnsmasq processes %v after Applies without DHCP", pids)
 	}
 	if n := countLines(t, ps.log, "started, version"); n != starts {
