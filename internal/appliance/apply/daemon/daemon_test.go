@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/astara-go/astara/internal/testutil/nstest"
 )
 
 // The test binary doubles as the daemon under supervision (and as an agent
@@ -140,21 +142,6 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// waitFor polls cond until it holds or the timeout expires.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for interval := 5 * time.Millisecond; ; interval = min(interval*2, 200*time.Millisecond) {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(interval)
-	}
-}
-
 func lines(t *testing.T, path string) []string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -274,7 +261,7 @@ func TestReload(t *testing.T) {
 		if err := p.Reload(ctxT(t)); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "SIGHUP to arrive", func() bool { return len(lines(t, filepath.Join(dir, "hups"))) == i })
+		nstest.WaitFor(t, 10*time.Second, "SIGHUP to arrive", func() bool { return len(lines(t, filepath.Join(dir, "hups"))) == i })
 	}
 
 	dir2 := t.TempDir()
@@ -342,7 +329,7 @@ func TestRestartsUnexpectedExit(t *testing.T) {
 	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "supervisor to restart the daemon", func() bool {
+	nstest.WaitFor(t, 30*time.Second, "supervisor to restart the daemon", func() bool {
 		pid := p.PID()
 		return pid != 0 && pid != old && alive(pid)
 	})
@@ -352,7 +339,7 @@ func TestRestartsUnexpectedExit(t *testing.T) {
 	}
 	// Nothing is left that could start it again: no restart pending, and
 	// the supervisor no longer wants it.
-	waitFor(t, 10*time.Second, "no pending restart", func() bool {
+	nstest.WaitFor(t, 10*time.Second, "no pending restart", func() bool {
 		if p.lock(context.Background()) != nil {
 			return false
 		}
@@ -372,7 +359,7 @@ func TestCrashLoopBacksOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	const want = 5
-	waitFor(t, 60*time.Second, "several restarts", func() bool { return len(lines(t, filepath.Join(dir, "starts"))) >= want })
+	nstest.WaitFor(t, 60*time.Second, "several restarts", func() bool { return len(lines(t, filepath.Join(dir, "starts"))) >= want })
 	if err := p.Stop(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +398,7 @@ func TestAdoptsInsteadOfStartingAnother(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "restart of the adopted daemon", func() bool {
+	nstest.WaitFor(t, 30*time.Second, "restart of the adopted daemon", func() bool {
 		n := p2.PID()
 		return n != 0 && n != pid && alive(n)
 	})
@@ -508,11 +495,11 @@ func TestDaemonOutlivesTheAgent(t *testing.T) {
 	if err := p.Reload(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "SIGHUP to the adopted daemon", func() bool { return len(lines(t, filepath.Join(dir, "hups"))) == 1 })
+	nstest.WaitFor(t, 10*time.Second, "SIGHUP to the adopted daemon", func() bool { return len(lines(t, filepath.Join(dir, "hups"))) == 1 })
 	if err := p.Stop(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "adopted daemon to be gone", func() bool { return !alive(pid) })
+	nstest.WaitFor(t, 10*time.Second, "adopted daemon to be gone", func() bool { return !alive(pid) })
 }
 
 func TestClosed(t *testing.T) {
@@ -560,7 +547,7 @@ func TestOperationsHonorTheirContext(t *testing.T) {
 	p := newProcess(t, cfg)
 	startErr := make(chan error, 1)
 	go func() { _, err := p.Ensure(context.Background()); startErr <- err }()
-	waitFor(t, 10*time.Second, "the start to be under way", func() bool { return len(lines(t, filepath.Join(dir, "starts"))) == 1 })
+	nstest.WaitFor(t, 10*time.Second, "the start to be under way", func() bool { return len(lines(t, filepath.Join(dir, "starts"))) == 1 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -602,11 +589,11 @@ func TestStopCancelsPendingRestart(t *testing.T) {
 		defer p.unlock()
 		return p.restarting
 	}
-	waitFor(t, 30*time.Second, "the crash to schedule a restart", pending)
+	nstest.WaitFor(t, 30*time.Second, "the crash to schedule a restart", pending)
 	if err := p.Stop(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the pending restart to be dropped", func() bool { return !pending() })
+	nstest.WaitFor(t, 10*time.Second, "the pending restart to be dropped", func() bool { return !pending() })
 	if n := len(lines(t, filepath.Join(dir, "starts"))); n != 1 {
 		t.Errorf("%d starts; want 1", n)
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/astara-go/astara/internal/testutil/nstest"
 )
 
 // newService returns a Service of the helper daemon whose state directory
@@ -80,7 +82,7 @@ func TestServiceApplyAndRetire(t *testing.T) {
 		}
 		pid = s.PID()
 	}
-	waitFor(t, 10*time.Second, "one SIGHUP", func() bool { return len(lines(t, filepath.Join(dir, "hups"))) == 1 })
+	nstest.WaitFor(t, 10*time.Second, "one SIGHUP", func() bool { return len(lines(t, filepath.Join(dir, "hups"))) == 1 })
 	if n := len(lines(t, filepath.Join(dir, "starts"))); n != 2 {
 		t.Errorf("daemon started %d times, want 2", n)
 	}

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/astara-go/astara/internal/testutil/nstest"
 )
 
 // Repeating Ensure on a running daemon, or Stop on a stopped one, starts,
@@ -186,7 +188,7 @@ func TestAdoptedDaemonDeathIsNoticed(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the supervisor to notice and restart", func() bool {
+	nstest.WaitFor(t, 30*time.Second, "the supervisor to notice and restart", func() bool {
 		n := p.PID()
 		return n != 0 && n != pid && alive(n)
 	})

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -75,13 +74,10 @@ func kernelGen(t testing.TB) uint32 {
 	return g
 }
 
+// nft runs nft and returns its output; it fails the test if nft fails.
 func nft(t testing.TB, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("nft", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("nft %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return nstest.Run(t, append([]string{"nft"}, args...)...)
 }
 
 // chainsText cuts the chain blocks out of a ruleset listing, sorted by name

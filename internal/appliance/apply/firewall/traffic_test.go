@@ -1,20 +1,16 @@
 package firewall
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/astara-go/astara/internal/appliance/lab"
+	"github.com/astara-go/astara/internal/testutil/nstest"
 )
 
 // TestTraffic moves real packets through the firewall. The test's own
@@ -166,15 +162,12 @@ func TestTraffic(t *testing.T) {
 // ---------------------------------------------------------------- helpers
 
 type testNet struct {
-	t      *testing.T
-	suffix string
-	names  map[string]string
+	t     *testing.T
+	names map[string]string
 }
 
 func newNet(t *testing.T) *testNet {
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return &testNet{t: t, suffix: hex.EncodeToString(b), names: map[string]string{}}
+	return &testNet{t: t, names: map[string]string{}}
 }
 
 func (n *testNet) ns(short string) string { return n.names[short] }
@@ -182,62 +175,23 @@ func (n *testNet) ns(short string) string { return n.names[short] }
 // addNS creates a named namespace, deleted when the test ends (even if it
 // fails), with loopback up.
 func (n *testNet) addNS(short string) {
-	name := "fwt-" + short + "-" + n.suffix
-	n.run("ip", "netns", "add", name)
-	n.names[short] = name
-	n.t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "delete", name).CombinedOutput(); err != nil {
-			n.t.Errorf("delete netns %s: %v %s", name, err, out)
-		}
-	})
-	n.ipIn(short, "link", "set", "lo", "up")
-}
-
-func (n *testNet) run(args ...string) {
 	n.t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		n.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
+	n.names[short] = nstest.NewNamespace(n.t, "fwt-"+short)
 }
 
-func (n *testNet) ip(args ...string) { n.t.Helper(); n.run(append([]string{"ip"}, args...)...) }
+func (n *testNet) ip(args ...string) {
+	n.t.Helper()
+	nstest.Run(n.t, append([]string{"ip"}, args...)...)
+}
 
 func (n *testNet) ipIn(short string, args ...string) {
 	n.t.Helper()
-	n.run(append([]string{"ip", "-n", n.ns(short)}, args...)...)
+	nstest.Run(n.t, append([]string{"ip", "-n", n.ns(short)}, args...)...)
 }
 
-// inNS runs f on a thread switched to the named namespace (the router's
-// own namespace if short is ""): sockets created there stay in it.
-func (n *testNet) inNS(short string, f func() error) error {
-	if short == "" {
-		return f()
-	}
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + n.ns(short))
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("setns %s: %w", short, err)
-	}
-	ferr := f()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// Leave the thread locked: it dies with the goroutine.
-		return errors.Join(ferr, fmt.Errorf("setns back: %w", err))
-	}
-	runtime.UnlockOSThread()
-	return ferr
-}
+// inNS runs f on a thread switched to the named namespace: sockets created
+// there stay in it.
+func (n *testNet) inNS(short string, f func() error) error { return lab.InNetns(n.ns(short), f) }
 
 // udpEcho serves UDP on addr in namespace ns, answering each datagram with
 // the source address it came from.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os/exec"
 	"slices"
 	"strings"
 	"syscall"
@@ -52,15 +51,6 @@ func newManager(t *testing.T) *Manager {
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func addr(s string) netip.Addr  { return netip.MustParseAddr(s) }
-
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 func kernelAddrs(t *testing.T, name string) []netip.Prefix {
 	t.Helper()
@@ -252,13 +242,13 @@ func TestApplyRepairsExternalChanges(t *testing.T) {
 	if _, err := m.Apply(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
-	routes := run(t, "ip", "-4", "route", "show", "proto", "172")
+	routes := nstest.Run(t, "ip", "-4", "route", "show", "proto", "172")
 	for _, want := range []string{"default via 172.16.77.1 dev eth1", "10.10.0.0/16 via 10.1.0.254 dev eth2"} {
 		if !strings.Contains(routes, want) {
 			t.Errorf("routes %q lack %q", routes, want)
 		}
 	}
-	locals := run(t, "ip", "-4", "route", "show", "table", "local", "proto", "172")
+	locals := nstest.Run(t, "ip", "-4", "route", "show", "table", "local", "proto", "172")
 	for _, want := range []string{"local 172.16.77.50 dev eth1", "local 172.16.77.51 dev eth1"} {
 		if !strings.Contains(locals, want) {
 			t.Errorf("local routes %q lack %q", locals, want)
@@ -266,7 +256,7 @@ func TestApplyRepairsExternalChanges(t *testing.T) {
 	}
 
 	// Unrelated changes do not force a kernel read.
-	run(t, "ip", "route", "add", "192.0.2.0/24", "via", "172.16.77.3")
+	nstest.Run(t, "ip", "route", "add", "192.0.2.0/24", "via", "172.16.77.3")
 	if res, err := m.Apply(ctx, spec); err != nil || res.KernelRead || res.Changes != 0 {
 		t.Errorf("after an unrelated route: %+v %v, want no read and no change", res, err)
 	}
@@ -283,7 +273,7 @@ func TestApplyRepairsExternalChanges(t *testing.T) {
 		{"foreign route with our protocol", "ip route add 198.51.100.0/24 via 10.1.0.254 proto 172"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			run(t, strings.Fields(tc.cmd)...)
+			nstest.Run(t, strings.Fields(tc.cmd)...)
 			res, err := m.Apply(ctx, spec)
 			if err != nil {
 				t.Fatal(err)
@@ -308,10 +298,10 @@ func TestApplyRepairsExternalChanges(t *testing.T) {
 	if !slices.Equal(res.RemovedV4, []netip.Addr{addr("172.16.77.51")}) {
 		t.Errorf("RemovedV4 = %v", res.RemovedV4)
 	}
-	if got := run(t, "ip", "-4", "route", "show", "proto", "172"); got != "" {
+	if got := nstest.Run(t, "ip", "-4", "route", "show", "proto", "172"); got != "" {
 		t.Errorf("routes left: %q", got)
 	}
-	if got := run(t, "ip", "route", "show", "192.0.2.0/24"); !strings.Contains(got, "192.0.2.0/24") {
+	if got := nstest.Run(t, "ip", "route", "show", "192.0.2.0/24"); !strings.Contains(got, "192.0.2.0/24") {
 		t.Errorf("a route that is not ours was removed")
 	}
 }
@@ -347,7 +337,7 @@ func TestSpecValidation(t *testing.T) {
 func TestGratuitousARP(t *testing.T) {
 	nstest.Require(t)
 	veth(t, "eth1", "peer1")
-	run(t, "ip", "link", "set", "eth1", "up")
+	nstest.Run(t, "ip", "link", "set", "eth1", "up")
 	peer, _ := netlink.LinkByName("peer1")
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ARP)))
 	if err != nil {
@@ -384,9 +374,9 @@ func TestGratuitousARP(t *testing.T) {
 func TestFlushConntrack(t *testing.T) {
 	nstest.Require(t)
 	m := newManager(t)
-	run(t, "conntrack", "-I", "-p", "tcp", "-s", "203.0.113.9", "-d", "172.16.77.50", "--sport", "1234", "--dport", "80",
+	nstest.Run(t, "conntrack", "-I", "-p", "tcp", "-s", "203.0.113.9", "-d", "172.16.77.50", "--sport", "1234", "--dport", "80",
 		"--state", "ESTABLISHED", "-t", "300", "-u", "SEEN_REPLY")
-	run(t, "conntrack", "-I", "-p", "tcp", "-s", "203.0.113.9", "-d", "172.16.77.60", "--sport", "1234", "--dport", "80",
+	nstest.Run(t, "conntrack", "-I", "-p", "tcp", "-s", "203.0.113.9", "-d", "172.16.77.60", "--sport", "1234", "--dport", "80",
 		"--state", "ESTABLISHED", "-t", "300", "-u", "SEEN_REPLY")
 	n, err := m.FlushConntrack(context.Background(), []netip.Addr{addr("172.16.77.50")})
 	if err != nil {
@@ -395,7 +385,7 @@ func TestFlushConntrack(t *testing.T) {
 	if n != 1 {
 		t.Errorf("flushed %d entries, want 1", n)
 	}
-	out := run(t, "conntrack", "-L")
+	out := nstest.Run(t, "conntrack", "-L")
 	if strings.Contains(out, "dst=172.16.77.50 ") || !strings.Contains(out, "dst=172.16.77.60 ") {
 		t.Errorf("conntrack table after flush:\n%s", out)
 	}
