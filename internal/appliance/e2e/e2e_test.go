@@ -24,6 +24,7 @@ import (
 	"github.com/astara-go/astara/internal/appliance/agent"
 	"github.com/astara-go/astara/internal/appliance/lab"
 	"github.com/astara-go/astara/internal/appliance/model"
+	"github.com/astara-go/astara/internal/testutil/nstest"
 )
 
 // The test binary doubles as the agent: run with envAgent set, it is
@@ -61,7 +62,7 @@ type env struct {
 	t        *testing.T
 	lab      *lab.Lab
 	dir      string
-	agentLog *syncBuffer
+	agentLog *nstest.SyncBuffer
 	agent    *exec.Cmd
 	meta     *metadataServer
 	client   *http.Client
@@ -92,7 +93,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	e := &env{t: t, lab: l, dir: dir, agentLog: &syncBuffer{}, client: &http.Client{Timeout: 30 * time.Second}}
+	e := &env{t: t, lab: l, dir: dir, agentLog: &nstest.SyncBuffer{}, client: &http.Client{Timeout: 30 * time.Second}}
 	t.Cleanup(func() {
 		l.Close()
 		if t.Failed() {
@@ -127,7 +128,7 @@ func (e *env) startAgent(bootstrap ...string) {
 	}
 	e.agent = cmd
 	e.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	waitFor(e.t, 60*time.Second, "the agent API", func() bool {
+	nstest.WaitFor(e.t, 60*time.Second, "the agent API", func() bool {
 		resp, err := e.client.Get(e.lab.APIURL(apiPort) + "/v1/firewall/rules")
 		if err != nil {
 			return false
@@ -194,35 +195,6 @@ func (e *env) dnsmasqLog() string {
 		return nil
 	})
 	return out.String()
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's stdout and stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // metadataServer stands for the orchestrator's metadata service: it listens

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/astara-go/astara/internal/appliance/lab"
+	"github.com/astara-go/astara/internal/testutil/nstest"
 )
 
 // TestRouter drives one appliance through a router's life: it serves DHCP,
@@ -115,7 +116,7 @@ func TestRouter(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The appliance announces its tenant prefix, and only that.
-		waitFor(t, 90*time.Second, "the upstream to learn 2001:db8:100::/64 over BGP", func() bool {
+		nstest.WaitFor(t, 90*time.Second, "the upstream to learn 2001:db8:100::/64 over BGP", func() bool {
 			out, _ := exec.Command("ip", "-n", l.Upstream, "-6", "route", "show", "proto", "bird").Output()
 			return strings.Contains(string(out), "2001:db8:100::/64 via 2001:db8:77::2")
 		})
@@ -124,11 +125,11 @@ func TestRouter(t *testing.T) {
 			t.Errorf("the upstream learned more than the tenant prefix:\n%s", routes)
 		}
 		// BIRD's router advertisement gives vm1 a SLAAC address and a route.
-		waitFor(t, 60*time.Second, "a SLAAC address on vm1", func() bool {
+		nstest.WaitFor(t, 60*time.Second, "a SLAAC address on vm1", func() bool {
 			out, _ := exec.Command("ip", "-n", l.VM1, "-6", "addr", "show", "dev", "eth0", "scope", "global").Output()
 			return strings.Contains(string(out), "2001:db8:100:")
 		})
-		waitFor(t, 60*time.Second, "vm1 to reach the upstream over IPv6", func() bool {
+		nstest.WaitFor(t, 60*time.Second, "vm1 to reach the upstream over IPv6", func() bool {
 			return exec.Command("ip", "netns", "exec", l.VM1, "ping", "-6", "-c1", "-W2", lab.ExtV6Gateway.String()).Run() == nil
 		})
 	})
