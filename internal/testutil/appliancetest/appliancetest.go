@@ -86,21 +86,13 @@ func Bridge(t testing.TB, name, addr string) {
 // Addrs returns the addresses of the namespace ns (ip -o addr show).
 func Addrs(t testing.TB, ns string) string {
 	t.Helper()
-	out, err := exec.Command("ip", "-n", ns, "-o", "addr", "show").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip -n %s addr: %v: %s", ns, err, out)
-	}
-	return string(out)
+	return nstest.Run(t, "ip", "-n", ns, "-o", "addr", "show")
 }
 
 // NamespaceExists reports whether the network namespace ns exists.
 func NamespaceExists(t testing.TB, ns string) bool {
 	t.Helper()
-	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip netns list: %v: %s", err, out)
-	}
-	for _, l := range strings.Split(string(out), "\n") {
+	for _, l := range strings.Split(nstest.Run(t, "ip", "netns", "list"), "\n") {
 		if f := strings.Fields(l); len(f) > 0 && f[0] == ns {
 			return true
 		}

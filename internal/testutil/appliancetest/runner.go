@@ -1,7 +1,6 @@
 package appliancetest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -45,7 +44,7 @@ type nsInstance struct {
 	dir  string
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  *syncBuffer
+	log  *nstest.SyncBuffer
 	next int               // next ethN
 	nics map[string]string // port id → link name in the namespace
 	once sync.Once
@@ -109,7 +108,7 @@ func (r *Runner) Start(ctx context.Context, spec memory.RunSpec) (err error) {
 	r.seq++
 	ns := fmt.Sprintf("astara-%s-%d", r.id, r.seq)
 	r.mu.Unlock()
-	in := &nsInstance{ns: ns, dir: filepath.Join(r.dir, ns), done: make(chan struct{}), log: &syncBuffer{}, nics: map[string]string{}}
+	in := &nsInstance{ns: ns, dir: filepath.Join(r.dir, ns), done: make(chan struct{}), log: &nstest.SyncBuffer{}, nics: map[string]string{}}
 	if err := IP(ctx, "netns", "add", ns); err != nil {
 		return err
 	}
@@ -257,22 +256,4 @@ func (in *nsInstance) stop() {
 			<-in.done
 		}
 	})
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's stdout and stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
