@@ -218,10 +218,12 @@ type RejectedError struct {
 	Err    error  // how it exited
 }
 
+// Error says which daemon rejected the configuration, with its output.
 func (e *RejectedError) Error() string {
 	return fmt.Sprintf("%s rejects the configuration: %s: %v", e.Name, e.Output, e.Err)
 }
 
+// Unwrap returns how the parser exited.
 func (e *RejectedError) Unwrap() error { return e.Err }
 
 // Stop stops the daemon (one left by a previous agent too) and keeps its
