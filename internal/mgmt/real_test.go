@@ -299,7 +299,7 @@ func TestRealSchedulerConfigReload(t *testing.T) {
 		}
 		fail = errors.New(`config file /etc/astara/orchestrator.ini: [DEFAULT] health_check_period = "soon": not a number of seconds`)
 		code, body := put(t, e.h, "/config/reload")
-		if code != 500 || !strings.Contains(body, "health_check_period") {
+		if code != 400 || !strings.Contains(body, "health_check_period") {
 			t.Errorf("failed reload: %d %s", code, body)
 		}
 	})

@@ -123,19 +123,6 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
-// eventually polls cond until it holds or the deadline passes (generous:
-// the tests run on loaded machines); it fails the test with what.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // api is a client of an orchestrator's management API.
 type api struct {
 	t    testing.TB
@@ -192,6 +179,7 @@ type resource struct {
 	Stale       bool      `json:"stale"`
 	Debug       bool      `json:"debug"`
 	Running     bool      `json:"running"`
+	QueueLen    int       `json:"queue_len"`
 	Transitions []struct {
 		From, To string
 	} `json:"transitions"`

@@ -84,7 +84,7 @@ type Orchestrator struct {
 	sched     *scheduler.Scheduler
 	api       *mgmt.Server
 	inspector *health.Inspector
-	apiAddr   net.Addr
+	apiAddr   atomic.Value       // net.Addr, once listening
 	cancel    context.CancelFunc // stops the intake, populate and health
 	producers sync.WaitGroup
 	serving   chan struct{} // closed when the API's Serve returned
@@ -173,8 +173,12 @@ func (o *Orchestrator) Config() *config.Config {
 	return o.cfg.Clone()
 }
 
-// APIAddr returns the address the management API listens on, once started.
-func (o *Orchestrator) APIAddr() net.Addr { return o.apiAddr }
+// APIAddr returns the address the management API listens on (nil before
+// it listens).
+func (o *Orchestrator) APIAddr() net.Addr {
+	a, _ := o.apiAddr.Load().(net.Addr)
+	return a
+}
 
 // Start starts the orchestrator: it opens the store, starts the scheduler
 // (which replays the work a previous run left), the intake, the start-up
@@ -230,7 +234,8 @@ func (o *Orchestrator) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("orchestrator: %w", err)
 	}
-	if o.apiAddr, err = o.api.Listen(); err != nil {
+	addr, err := o.api.Listen()
+	if err != nil {
 		return fmt.Errorf("orchestrator: [DEFAULT] api_listen/api_port: %w", err)
 	}
 	if err = o.sched.Start(ctx); err != nil {
@@ -259,7 +264,8 @@ func (o *Orchestrator) Start(ctx context.Context) (err error) {
 		}
 	}()
 	o.running = true
-	o.log.Info("orchestrator started", "host", cfg.Host, "api", o.apiAddr.String(), "state_dir", cfg.StateDir,
+	o.apiAddr.Store(addr)
+	o.log.Info("orchestrator started", "host", cfg.Host, "api", addr.String(), "state_dir", cfg.StateDir,
 		"workers", cfg.NumWorkerProcesses, "health_check_period", cfg.HealthCheckPeriod, "management_address", o.mgmtAddr.String())
 	return nil
 }

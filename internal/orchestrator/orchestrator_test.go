@@ -19,6 +19,7 @@ import (
 	"github.com/astara-go/astara/internal/provider/memory"
 	"github.com/astara-go/astara/internal/state/statetest"
 	"github.com/astara-go/astara/internal/store"
+	"github.com/astara-go/astara/internal/testutil/nstest"
 )
 
 const (
@@ -95,7 +96,7 @@ func TestOrchestratorWithFakes(t *testing.T) {
 
 	// The existing routers are polled at the start, and adopted as they
 	// run: nothing is pushed to them.
-	eventually(t, wait, "the existing routers managed", func() bool {
+	nstest.WaitFor(t, wait, "the existing routers managed", func() bool {
 		return len(a.resources("state=configured")) == 2
 	})
 	started := time.Now()
@@ -105,14 +106,14 @@ func TestOrchestratorWithFakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.publish(t, notification(t, "router.create.end", routerN, tenantA))
-	eventually(t, wait, "the new router managed", func() bool {
+	nstest.WaitFor(t, wait, "the new router managed", func() bool {
 		r, ok := a.resource(routerN)
 		return ok && r.Instance == "configured" && r.Resource.TenantID == tenantA
 	})
-	eventually(t, wait, "the notification acknowledged", func() bool { return e.src.Stats().Acked == 1 })
+	nstest.WaitFor(t, wait, "the notification acknowledged", func() bool { return e.src.Stats().Acked == 1 })
 
 	// The health poll reaches every resource.
-	eventually(t, wait, "a health poll of every resource", func() bool {
+	nstest.WaitFor(t, wait, "a health poll of every resource", func() bool {
 		for _, r := range a.resources("") {
 			if !r.LastSeen.After(started) {
 				return false
@@ -185,7 +186,7 @@ func TestConfigReload(t *testing.T) {
 	// An invalid file changes nothing.
 	path := writeConfig(t, e.dir, map[string]string{"DEFAULT": "health_check_period = soon", "api": "auth_token = " + newToken})
 	code, body := a.call("PUT", "/config/reload", newToken)
-	if code != http.StatusInternalServerError || !strings.Contains(string(body), "health_check_period") ||
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "health_check_period") ||
 		!strings.Contains(string(body), path) {
 		t.Errorf("reload of an invalid file: %d %s", code, body)
 	}
@@ -214,15 +215,15 @@ func TestShutdownKeepsDeletes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- o.Run(ctx) }()
-	eventually(t, time.Minute, "the API up", func() bool { return o.APIAddr() != nil })
+	nstest.WaitFor(t, time.Minute, "the API up", func() bool { return o.APIAddr() != nil })
 	a := newAPI(t, o)
-	eventually(t, time.Minute, "the routers managed", func() bool { return len(a.resources("state=configured")) == 2 })
+	nstest.WaitFor(t, time.Minute, "the routers managed", func() bool { return len(a.resources("state=configured")) == 2 })
 
 	if err := e.net.DeleteRouter(routerA); err != nil {
 		t.Fatal(err)
 	}
 	e.publish(t, notification(t, "router.delete.end", routerA, tenantA))
-	eventually(t, time.Minute, "the delete under way", func() bool {
+	nstest.WaitFor(t, time.Minute, "the delete under way", func() bool {
 		r, _ := a.resource(routerA)
 		return r.Running && r.State == "StopInstance"
 	})
@@ -243,14 +244,14 @@ func TestShutdownKeepsDeletes(t *testing.T) {
 	// The next orchestrator carries it out.
 	close(gate)
 	startFake(t, e)
-	eventually(t, time.Minute, "the deleted router gone", func() bool {
+	nstest.WaitFor(t, time.Minute, "the deleted router gone", func() bool {
 		_, ok := e.api.resource(routerA)
 		return !ok && len(e.api.resources("")) == 1
 	})
 	if f, _ := e.fleet.Fake(routerA); f.Model().Instance {
 		t.Errorf("the deleted router's instance still runs")
 	}
-	eventually(t, time.Minute, "the pending delete forgotten", func() bool {
+	nstest.WaitFor(t, time.Minute, "the pending delete forgotten", func() bool {
 		pending, err := e.o.db.Pending()
 		return err == nil && len(pending) == 0
 	})
