@@ -26,7 +26,8 @@ import (
 // DefaultGroup is the group of options outside any section.
 const DefaultGroup = "DEFAULT"
 
-// Drivers this orchestrator implements, for enabled_drivers.
+// DriverRouter names the router driver, the only one enabled_drivers
+// accepts so far.
 const DriverRouter = "router"
 
 // Config is the orchestrator's configuration. Field comments give the

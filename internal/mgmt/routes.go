@@ -20,8 +20,8 @@ import (
 	"github.com/astara-go/astara/internal/worker"
 )
 
-// Routes lists the API's routes, for GET /.
-var routes = []string{
+// routeList lists the API's routes, for GET /.
+var routeList = []string{
 	"PUT /poll",
 	"PUT /workers/debug",
 	"PUT /config/reload",
@@ -40,7 +40,7 @@ var routes = []string{
 func (s *Server) routes(metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"service": "astara-orchestrator", "routes": routes})
+		writeJSON(w, http.StatusOK, map[string]any{"service": "astara-orchestrator", "routes": routeList})
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

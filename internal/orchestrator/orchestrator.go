@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/astara-go/astara/internal/config"
 	"github.com/astara-go/astara/internal/event"
 	"github.com/astara-go/astara/internal/health"
@@ -34,8 +36,6 @@ import (
 	"github.com/astara-go/astara/internal/state"
 	"github.com/astara-go/astara/internal/store"
 	"github.com/astara-go/astara/internal/worker"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Deps are what an orchestrator runs on, besides its configuration.
@@ -239,7 +239,9 @@ func (o *Orchestrator) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("orchestrator: [DEFAULT] api_listen/api_port: %w", err)
 	}
 	if err = o.sched.Start(ctx); err != nil {
-		o.api.Shutdown(context.Background())
+		if serr := o.api.Shutdown(context.Background()); serr != nil {
+			o.log.Error("closing the management API after a failed start", "err", serr)
+		}
 		if serr := o.sched.Stop(context.Background()); serr != nil {
 			o.log.Error("stopping the scheduler after a failed start", "err", serr)
 		}
