@@ -27,6 +27,7 @@ var restartOnly = []struct {
 	{"[DEFAULT] num_worker_threads", func(c *config.Config) any { return c.NumWorkerThreads }},
 	{"[DEFAULT] worker_queue_size", func(c *config.Config) any { return c.WorkerQueueSize }},
 	{"[DEFAULT] resource_history", func(c *config.Config) any { return c.ResourceHistory }},
+	{"[DEFAULT] deleted_memory", func(c *config.Config) any { return c.DeletedMemory }},
 	{"[DEFAULT] enabled_drivers", func(c *config.Config) any { return c.EnabledDrivers }},
 	{"[DEFAULT] api_listen", func(c *config.Config) any { return c.APIListen }},
 	{"[DEFAULT] api_port", func(c *config.Config) any { return c.APIPort }},
