@@ -171,6 +171,19 @@ func TestApplyAddressesMTUAndIdempotence(t *testing.T) {
 		}
 	}
 
+	// The kernel finishes bringing the link up on its own time (operstate via
+	// linkwatch, the IPv6 link-local address and its routes): let it settle,
+	// so that the count below sees only what the re-apply does.
+	nstest.WaitFor(t, 10*time.Second, "eth1 to settle", func() bool {
+		l, err := netlink.LinkByName("eth1")
+		return err == nil && l.Attrs().OperState == netlink.OperUp && hasLinkLocal(t, "eth1")
+	})
+	settled := eventCounter(t)
+	nstest.WaitFor(t, 10*time.Second, "quiet netlink", func() bool {
+		time.Sleep(100 * time.Millisecond) // a quiet interval, not a wait for a condition
+		return settled() == 0
+	})
+
 	// An identical re-apply changes nothing in the kernel and reads nothing back.
 	events := eventCounter(t)
 	res, err = m.Apply(ctx, spec)
