@@ -1,12 +1,13 @@
 // Package appliancetest runs real astara-appliance agents for tests: a
-// memory.Runner whose instances are network namespaces running the agent,
-// with one veth per port carrying the port's MAC, and the certificates for
-// mutual TLS between the orchestrator and the agents.
+// memory.Runner whose instances are those of the local compute provider
+// (network namespaces running the agent, one veth per port carrying the
+// port's MAC, on a bridge per network), and the certificates for mutual
+// TLS between the orchestrator and the agents.
 //
-// The agent is the test binary itself: a package using Runner calls Main
-// from its TestMain, which runs the agent when the Runner starts the
-// binary for it, and otherwise runs the tests in a fresh network namespace
-// (nstest), as root.
+// The agent is the test binary itself: a package using Runner (or the
+// local provider with AgentEnv) calls Main from its TestMain, which runs
+// the agent when the binary is started as one, and otherwise runs the
+// tests in a fresh network namespace (nstest), as root.
 package appliancetest
 
 import (
@@ -28,6 +29,10 @@ import (
 // envAgent makes the test binary run as astara-appliance: Runner starts
 // the real agent from it, built with the test's flags (-race).
 const envAgent = "ASTARA_TEST_APPLIANCE_AGENT"
+
+// AgentEnv is the environment that makes the test binary (os.Executable)
+// run as the agent: give it to local.Options.AgentEnv.
+func AgentEnv() []string { return []string{envAgent + "=1"} }
 
 // Main runs the agent when the Runner asked for it; otherwise it runs the
 // tests (in a fresh network namespace as root, see nstest.Main).
