@@ -23,6 +23,11 @@ type bridgeMarker struct {
 
 // hostHandle opens a netlink handle in the host namespace.
 func (c *Compute) hostHandle() (*netlink.Handle, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errClosed
+	}
 	h, err := netlink.NewHandleAt(c.hostNS)
 	if err != nil {
 		return nil, fmt.Errorf("netlink in the host namespace: %w", err)
@@ -135,6 +140,9 @@ func (c *Compute) enslaveUplink(h *netlink.Handle, br netlink.Link, dev string) 
 // them (the uplink is released). The management bridge, and bridges it
 // did not create, are kept. Calling it again does nothing more.
 func (c *Compute) Prune(ctx context.Context) error {
+	if err := c.checkOpen(); err != nil {
+		return fmt.Errorf("pruning bridges: %w", err)
+	}
 	c.bridgeMu.Lock()
 	defer c.bridgeMu.Unlock()
 	if err := ctx.Err(); err != nil {

@@ -52,6 +52,9 @@ func (c *Compute) Boot(ctx context.Context, spec provider.BootSpec) (*provider.I
 }
 
 func (c *Compute) boot(ctx context.Context, spec provider.BootSpec) (*provider.Instance, error) {
+	if err := c.checkOpen(); err != nil {
+		return nil, err
+	}
 	if spec.ManagementPort.ID == "" {
 		return nil, errors.New("the management port is required")
 	}
@@ -424,6 +427,9 @@ func (c *Compute) Delete(ctx context.Context, id string) error {
 	if !validID(id) {
 		return nil // no instance has that id
 	}
+	if err := c.checkOpen(); err != nil {
+		return fmt.Errorf("deleting instance %s: %w", id, err)
+	}
 	unlock, err := c.locks.lock(ctx, "id/"+id)
 	if err != nil {
 		return fmt.Errorf("deleting instance %s: %w", id, err)
@@ -578,8 +584,26 @@ func (c *Compute) killAll(ctx context.Context, r *record, log *slog.Logger) erro
 	return nil
 }
 
+// errClosed is returned by the calls of a closed Compute.
+var errClosed = errors.New("the local compute provider is closed")
+
+// checkOpen fails once Close was called.
+func (c *Compute) checkOpen() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errClosed
+	}
+	return nil
+}
+
 // hostNSID identifies the host namespace.
 func (c *Compute) hostNSID() (nsID, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nsID{}, errClosed
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(c.hostNS), &st); err != nil {
 		return nsID{}, fmt.Errorf("host network namespace: %w", err)
@@ -599,6 +623,9 @@ func (c *Compute) AttachPort(ctx context.Context, instanceID string, port provid
 }
 
 func (c *Compute) attach(ctx context.Context, id string, port provider.Port) error {
+	if err := c.checkOpen(); err != nil {
+		return err
+	}
 	unlock, err := c.locks.lock(ctx, "id/"+id)
 	if err != nil {
 		return err
@@ -675,6 +702,9 @@ func (c *Compute) DetachPort(ctx context.Context, instanceID, portID string) err
 }
 
 func (c *Compute) detachPort(ctx context.Context, id, portID string) error {
+	if err := c.checkOpen(); err != nil {
+		return err
+	}
 	unlock, err := c.locks.lock(ctx, "id/"+id)
 	if err != nil {
 		return err

@@ -6,8 +6,11 @@
 // the orchestrator has its address; an external network's bridge can
 // enslave a host interface (Options.Uplinks), other bridges stay local.
 //
-// Instances outlive the orchestrator: each is recorded in a directory of
-// the state directory, and a Compute made after a restart finds them again.
+// Instances outlive the orchestrator: each agent runs in a session of its
+// own, without a parent-death signal, and each instance is recorded in a
+// directory of the state directory, where a Compute made after a restart
+// finds them again. (Under systemd, the orchestrator's unit needs
+// KillMode=process, or stopping it kills the agents with its cgroup.)
 //
 // # On disk
 //
@@ -16,6 +19,7 @@
 //	<StateDir>/instances/<id>/agent.log      the agent's stdout and stderr
 //	<StateDir>/instances/<id>/state/         the agent's -state-dir (its document, dnsmasq, BIRD)
 //	<StateDir>/bridges/<bridge>              a bridge this provider created (for Prune)
+//	<StateDir>/lock                          flock(2)ed by the Compute using the directory
 //
 // # Names
 //
@@ -51,6 +55,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/astara-go/astara/internal/provider"
 )
@@ -117,8 +122,8 @@ type Options struct {
 }
 
 // Compute is a provider.ComputeAPI whose instances are network namespaces
-// on this host. It is safe for concurrent use; one Compute at a time
-// should use a state directory.
+// on this host. It is safe for concurrent use. One Compute at a time uses
+// a state directory: New fails while another holds it (until Close).
 type Compute struct {
 	opts   Options
 	log    *slog.Logger
@@ -126,11 +131,13 @@ type Compute struct {
 	mgmtBr string
 	hostNS netns.NsHandle // where the bridges and the veths' host ends live
 
+	lock     *os.File // flock'ed: one Compute per state directory
 	locks    keyedMutex
 	bridgeMu sync.RWMutex // held exclusively by Prune
 
 	mu      sync.Mutex
 	booting map[string]bool // instances whose Boot has not started the agent yet
+	closed  bool
 }
 
 var _ provider.ComputeAPI = (*Compute)(nil)
@@ -148,7 +155,7 @@ func New(opts Options) (*Compute, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local compute: ip(8) runs the agents in their namespaces: %w", err)
 	}
-	c := &Compute{opts: opts, log: opts.Logger, ipPath: ipPath, booting: map[string]bool{}}
+	c := &Compute{opts: opts, log: opts.Logger, ipPath: ipPath, hostNS: netns.None(), booting: map[string]bool{}}
 	if c.mgmtBr = opts.ManagementBridge; c.mgmtBr == "" {
 		c.mgmtBr = opts.BridgeName(opts.ManagementNetworkID)
 	}
@@ -160,23 +167,64 @@ func New(opts Options) (*Compute, error) {
 			return nil, fmt.Errorf("local compute: %w", err)
 		}
 	}
-	if err := c.sweep(); err != nil {
+	if c.lock, err = lockDir(opts.StateDir); err != nil {
 		return nil, fmt.Errorf("local compute: %w", err)
 	}
+	fail := func(err error) (*Compute, error) {
+		return nil, errors.Join(fmt.Errorf("local compute: %w", err), c.Close())
+	}
+	if err := c.sweep(); err != nil {
+		return fail(err)
+	}
 	if c.hostNS, err = netns.Get(); err != nil {
-		return nil, fmt.Errorf("local compute: opening the host's network namespace: %w", err)
+		c.hostNS = netns.None()
+		return fail(fmt.Errorf("opening the host's network namespace: %w", err))
 	}
 	if err := c.ensureManagementBridge(); err != nil {
-		c.hostNS.Close()
-		return nil, fmt.Errorf("local compute: management bridge %s: %w", c.mgmtBr, err)
+		return fail(fmt.Errorf("management bridge %s: %w", c.mgmtBr, err))
 	}
 	return c, nil
 }
 
-// Close releases the host namespace handle. Instances keep running.
+// lockDir takes the lock of a state directory, without waiting.
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644) // close-on-exec: agents do not hold it
+	if err != nil {
+		return nil, fmt.Errorf("locking the state directory: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("state directory %s is in use by another local compute provider", dir)
+		}
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Close releases the state directory and the host namespace handle; the
+// instances keep running. Calling it again does nothing.
 func (c *Compute) Close() error {
-	if err := c.hostNS.Close(); err != nil {
-		return fmt.Errorf("local compute: closing the host's namespace handle: %w", err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	var errs []error
+	if c.hostNS.IsOpen() {
+		if err := c.hostNS.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the host's namespace handle: %w", err))
+		}
+	}
+	if c.lock != nil {
+		if err := c.lock.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("unlocking the state directory: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("local compute: %w", err)
 	}
 	return nil
 }

@@ -455,7 +455,23 @@ func TestLifecycle(t *testing.T) {
 	})
 
 	// An orchestrator restart: a new provider finds the running instance,
-	// ACTIVE, and a Boot of its name returns it.
+	// ACTIVE, and a Boot of its name returns it. Two providers cannot
+	// share the state directory.
+	if c3, err := local.New(w.opts); err == nil || !strings.Contains(err.Error(), "in use") {
+		if err == nil {
+			c3.Close()
+		}
+		t.Errorf("a second provider on the state directory: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, in.ID); err == nil {
+		t.Error("a closed provider deleted an instance")
+	}
+	if _, err := c.Boot(ctx, w.spec("ak-router-r1_1", 9)); err == nil {
+		t.Error("a closed provider booted an instance")
+	}
 	c2 := w.newCompute()
 	got, err := c2.Get(ctx, in.ID)
 	if err != nil || got.Status != provider.InstanceActive || got.Name != spec.Name || !got.Created.Equal(in.Created) ||
