@@ -657,9 +657,9 @@ func TestDeadInstances(t *testing.T) {
 }
 
 // TestSharedNetwork: two instances with a port on one network reach each
-// other over its bridge.
+// other over its bridge. Delete kills what ignores SIGTERM.
 func TestSharedNetwork(t *testing.T) {
-	w := newWorld(t)
+	w := newWorld(t, func(o *local.Options) { o.StopTimeout = 50 * time.Millisecond })
 	c := w.c
 	p1, p2 := w.port("port-1", "net-shared"), w.port("port-2", "net-shared")
 	in1 := w.boot(c, w.spec("ak-router-r3_0", 4, p1))
@@ -684,6 +684,23 @@ func TestSharedNetwork(t *testing.T) {
 	}
 	if mac := neighbour(t, ns1, "10.99.0.2"); mac != p2.MAC {
 		t.Errorf("10.99.0.2 is at %s; want %s (port-2)", mac, p2.MAC)
+	}
+
+	stubborn := exec.Command("ip", "netns", "exec", ns1, "sh", "-c", "trap '' TERM; exec sleep 3600")
+	stubborn.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := stubborn.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- stubborn.Wait() }()
+	nstest.WaitFor(t, wait, "sleep running in "+ns1, func() bool {
+		return slices.Contains(slices.Collect(maps.Values(processes(ns1))), "sleep")
+	})
+	if err := c.Delete(context.Background(), in1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("the process ignoring SIGTERM ended with %v; want killed", err)
 	}
 }
 
@@ -879,3 +896,88 @@ func randomBytes(t testing.TB, n int) []byte {
 }
 
 func randomHex(t testing.TB, n int) string { return hex.EncodeToString(randomBytes(t, n)) }
+
+// TestCrashLeftovers: what an orchestrator crash can leave is found and
+// freed by the next provider: a boot that never recorded its agent
+// (ERROR, and Delete still stops it), an unreadable record (ERROR in Get,
+// skipped by ListByPrefix, freed by Delete), and half-made or half-deleted
+// directories (removed by New).
+func TestCrashLeftovers(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	c := w.c
+	half := w.boot(c, w.spec("ak-router-r6_0", 10, w.port("port-h", "net-h")))
+	broken := w.boot(c, w.spec("ak-router-r7_0", 11, w.port("port-b", "net-h")))
+	w.waitStatus(c, half.ID, provider.InstanceActive)
+	w.waitStatus(c, broken.ID, provider.InstanceActive)
+	procs := processes(c.Namespace(half.ID))
+	for pid := range processes(c.Namespace(broken.ID)) {
+		procs[pid] = "agent of the broken instance"
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The crash: one record lost its pid, one is garbage, and two
+	// directories were left mid-way.
+	rec := filepath.Join(c.InstanceDir(half.ID), "instance.json")
+	b, err := os.ReadFile(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "pid")
+	delete(m, "pid_start")
+	if b, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rec, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.InstanceDir(broken.ID), "instance.json"), []byte("{garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	leftovers := []string{filepath.Join(w.opts.StateDir, "instances", ".new-x"), filepath.Join(w.opts.StateDir, "instances", ".gone-y")}
+	for _, d := range leftovers {
+		if err := os.MkdirAll(filepath.Join(d, "state"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	c2 := w.newCompute()
+	for _, d := range leftovers {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("leftover %s: %v", d, err)
+		}
+	}
+	for _, id := range []string{half.ID, broken.ID} {
+		if in, err := c2.Get(ctx, id); err != nil || in.Status != provider.InstanceError {
+			t.Errorf("Get(%s) = %+v, %v; want ERROR", id, in, err)
+		}
+	}
+	if list, err := c2.ListByPrefix(ctx, "ak-router-"); err != nil || len(list) != 1 || list[0].ID != half.ID {
+		t.Errorf("ListByPrefix = %+v, %v; want the half-booted instance only", list, err)
+	}
+	for _, id := range []string{half.ID, broken.ID} {
+		if err := c2.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if namespaceExists(c2.Namespace(id)) {
+			t.Errorf("namespace of %s left", id)
+		}
+		if _, err := os.Stat(c2.InstanceDir(id)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("directory of %s: %v", id, err)
+		}
+	}
+	for pid, name := range procs {
+		if nstest.Alive(pid) {
+			t.Errorf("%s (pid %d) survived the delete", name, pid)
+		}
+	}
+	if m := members(t, mustBridge(t, c2, "net-h")); len(m) != 0 {
+		t.Errorf("devices left on the bridge: %v", m)
+	}
+}
