@@ -58,6 +58,17 @@ func (c *Compute) boot(ctx context.Context, spec provider.BootSpec) (*provider.I
 	if spec.ManagementPort.ID == "" {
 		return nil, errors.New("the management port is required")
 	}
+	var ports []portRecord
+	for i, p := range append([]provider.Port{spec.ManagementPort}, spec.Ports...) {
+		pr, err := c.newPort(p, i, i == 0)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(ports, func(q portRecord) bool { return q.ID == pr.ID }) {
+			return nil, fmt.Errorf("port %s is given twice", pr.ID)
+		}
+		ports = append(ports, pr)
+	}
 	unlockName, err := c.locks.lock(ctx, "name/"+spec.Name)
 	if err != nil {
 		return nil, err
@@ -94,16 +105,9 @@ func (c *Compute) boot(ctx context.Context, spec provider.BootSpec) (*provider.I
 		}
 	}
 	r := &record{ID: id, Name: spec.Name, ImageID: spec.ImageID, FlavorID: spec.FlavorID,
-		Created: time.Now().UTC().Truncate(time.Millisecond), Namespace: c.Namespace(id)}
-	for i, p := range append([]provider.Port{spec.ManagementPort}, spec.Ports...) {
-		pr, err := c.newPort(p, id, i, i == 0)
-		if err != nil {
-			return nil, err
-		}
-		if r.port(pr.ID) >= 0 {
-			return nil, fmt.Errorf("port %s is given twice", pr.ID)
-		}
-		r.Ports = append(r.Ports, pr)
+		Created: time.Now().UTC().Truncate(time.Millisecond), Namespace: c.Namespace(id), Ports: ports}
+	for i := range r.Ports {
+		r.Ports[i].HostDevice = hostDevice(id, i)
 	}
 	log := c.log.With("instance_id", id, "name", spec.Name)
 
@@ -141,8 +145,9 @@ func (c *Compute) setBooting(id string, b bool) {
 	}
 }
 
-// newPort validates a port and names its devices: ethN in the namespace.
-func (c *Compute) newPort(p provider.Port, id string, n int, management bool) (portRecord, error) {
+// newPort validates a port to plug as ethN, and finds its bridge; the
+// caller names the host end (hostDevice).
+func (c *Compute) newPort(p provider.Port, n int, management bool) (portRecord, error) {
 	if p.ID == "" {
 		return portRecord{}, errors.New("a port has no id")
 	}
@@ -165,7 +170,7 @@ func (c *Compute) newPort(p provider.Port, id string, n int, management bool) (p
 		return portRecord{}, fmt.Errorf("port %s: %w", p.ID, err)
 	}
 	return portRecord{ID: p.ID, NetworkID: p.NetworkID, MAC: mac.String(), Device: "eth" + strconv.Itoa(n),
-		HostDevice: hostDevice(id, n), Bridge: br, Management: management}, nil
+		Bridge: br, Management: management}, nil
 }
 
 // start makes the instance's namespace and devices and starts its agent.
@@ -650,10 +655,11 @@ func (c *Compute) attach(ctx context.Context, id string, port provider.Port) err
 	if err != nil {
 		return err
 	}
-	p, err := c.newPort(port, id, n, false)
+	p, err := c.newPort(port, n, false)
 	if err != nil {
 		return err
 	}
+	p.HostDevice = hostDevice(id, n)
 	// Recorded first: whatever a crash leaves, Delete and DetachPort find.
 	r.Ports = append(r.Ports, p)
 	if err := c.save(r); err != nil {
