@@ -9,8 +9,8 @@ import (
 )
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
-func ip(s string) netip.Addr     { return netip.MustParseAddr(s) }
-func rng(a, b string) Range      { return Range{ip(a), ip(b)} }
+func ip(s string) netip.Addr    { return netip.MustParseAddr(s) }
+func rng(a, b string) Range     { return Range{ip(a), ip(b)} }
 
 func TestGeneratePools(t *testing.T) {
 	for _, tc := range []struct {

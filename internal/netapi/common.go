@@ -1,0 +1,57 @@
+package netapi
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Visibility, as Neutron's default policies (Zed, deprecated rules still
+// in force): admin sees everything; a project sees its own objects, shared
+// and external networks, the subnets of shared networks, and the ports on
+// its networks.
+
+func canSeeNetwork(c *caller, n *network) bool {
+	return c.owns(n.TenantID) || n.Shared || n.External
+}
+
+func canSeeSubnet(c *caller, s *subnet, n *network) bool {
+	return c.owns(s.TenantID) || (n != nil && n.Shared)
+}
+
+func canSeePort(c *caller, p *port, n *network) bool {
+	return c.owns(p.TenantID) || (n != nil && c.owns(n.TenantID))
+}
+
+// checkIfMatch enforces an If-Match: revision_number=N header
+// (revision-if-match extension).
+func checkIfMatch(r *http.Request, s *standard) error {
+	h := r.Header.Get("If-Match")
+	if h == "" {
+		return nil
+	}
+	if strings.Contains(h, ",") {
+		return errBadRequest("Multiple revision_number etags are not supported.")
+	}
+	v, ok := strings.CutPrefix(strings.TrimSpace(h), "revision_number=")
+	n, err := strconv.ParseInt(v, 10, 64)
+	if !ok || err != nil {
+		return errBadRequest("Revision number etag must be in the format of revision_number=<int>. Provided: %s", h)
+	}
+	if n != s.Revision {
+		return newError(http.StatusPreconditionFailed, "RevisionNumberConstraintFailed",
+			"Constrained to %d, but current revision is %d", n, s.Revision)
+	}
+	return nil
+}
+
+// pathID returns the {id} of the request path.
+func pathID(r *http.Request) string { return r.PathValue("id") }
+
+// errPolicyAttr is the 403 of setting an attribute the caller may not set.
+func errPolicyAttr(action, attr string) *apiError {
+	return errPolicy(fmt.Sprintf("%s and rule:%s:%s", action, action, attr))
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
