@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
 
 ensure_packages iproute2 nftables iptables conntrack dnsmasq-base bird2 \
-	isc-dhcp-client iputils-ping procps rabbitmq-server
+	isc-dhcp-client iputils-ping procps rabbitmq-server python3-openstackclient
 ensure_go
 
 go vet ./...
