@@ -47,16 +47,16 @@ func maxMTU(networkType string) int {
 	return physnetMTU
 }
 
-// provider is the provider attributes of a request.
-type provider struct {
+// providerAttrs are the provider attributes of a request.
+type providerAttrs struct {
 	netType, physnet string
 	seg              int
 	hasType, hasPhys bool
 	hasSeg           bool
 }
 
-func (b *body) provider() provider {
-	var p provider
+func (b *body) provider() providerAttrs {
+	var p providerAttrs
 	if !b.isNull("provider:network_type") {
 		p.hasType = b.str("provider:network_type", maxNameLen, &p.netType)
 	}
@@ -69,11 +69,11 @@ func (b *body) provider() provider {
 	return p
 }
 
-func (p provider) given() bool { return p.hasType || p.hasPhys || p.hasSeg }
+func (p providerAttrs) given() bool { return p.hasType || p.hasPhys || p.hasSeg }
 
 // segment validates provider attributes (or picks a tenant segment) as
 // ML2's type drivers do, against the networks that exist.
-func (t *txn) segment(p provider) (netType, physnet string, seg *int, err error) {
+func (t *txn) segment(p providerAttrs) (netType, physnet string, seg *int, err error) {
 	nets, err := t.networks()
 	if err != nil {
 		return "", "", nil, err
@@ -140,7 +140,7 @@ func (t *txn) segment(p provider) (netType, physnet string, seg *int, err error)
 
 // checkNetworkPolicy refuses attributes only admin may set, when given a
 // value other than their default (as Neutron's attribute policies).
-func checkNetworkPolicy(c *caller, b *body, action string, p provider, shared, external bool) error {
+func checkNetworkPolicy(c *caller, b *body, action string, p providerAttrs, shared, external bool) error {
 	if c.Admin {
 		return nil
 	}
