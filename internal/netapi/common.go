@@ -1,7 +1,6 @@
 package netapi
 
 import (
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -51,7 +50,7 @@ func pathID(r *http.Request) string { return r.PathValue("id") }
 
 // errPolicyAttr is the 403 of setting an attribute the caller may not set.
 func errPolicyAttr(action, attr string) *apiError {
-	return errPolicy(fmt.Sprintf("%s and rule:%s:%s", action, action, attr))
+	return newError(http.StatusForbidden, "PolicyNotAuthorized", "(rule:%s and rule:%s:%s) is disallowed by policy", action, action, attr)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -78,7 +78,7 @@ func newDelivery(db *bbolt.DB, notifiers []Notifier, backoff time.Duration, log 
 // takes them.
 func (d *delivery) durable() bool { return len(d.lanes) > 0 }
 
-// recover queues the notifications left in the outbox by a previous run
+// start queues the notifications left in the outbox by a previous run
 // (or deletes them when there is no notifier), then starts the lanes.
 func (d *delivery) start() error {
 	var items []item

@@ -47,8 +47,9 @@ func errBadResourceRequest(resource, format string, args ...any) *apiError {
 	return newError(http.StatusBadRequest, "BadRequest", "Bad %s request: %s.", resource, fmt.Sprintf(format, args...))
 }
 
+// errPolicy is oslo.policy's refusal of a rule, e.g. "rule:update_network".
 func errPolicy(action string) *apiError {
-	return newError(http.StatusForbidden, "PolicyNotAuthorized", "(rule:%s) is disallowed by policy", action)
+	return newError(http.StatusForbidden, "PolicyNotAuthorized", "rule:%s is disallowed by policy", action)
 }
 
 func errNotFound(typ, format string, args ...any) *apiError {

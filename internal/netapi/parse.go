@@ -275,35 +275,42 @@ func (b *body) ip(k string, dst *netip.Addr) bool {
 	return true
 }
 
-// cidr reads a subnet CIDR, refusing host bits as Neutron's validate_subnet.
-func (b *body) cidr(k string, dst *netip.Prefix) bool {
+// subnetCIDR reads a subnet's cidr as Neutron does: converted as
+// netaddr.IPNetwork reads it (a bare address is a /32 or /128; anything
+// else unreadable is InvalidInput), host bits then cleared.
+func (b *body) subnetCIDR(k string, dst *netip.Prefix) bool {
+	v, ok := b.attrs[k]
+	if !ok || b.err != nil {
+		return false
+	}
 	var s string
-	if !b.decode(k, &s, "'%s' is not a valid IP subnet") {
+	if json.Unmarshal(v, &s) != nil {
+		b.err = errInvalidInput("%s is not in a CIDR format", shown(v))
 		return false
 	}
-	p, reason := parseCIDR(s)
-	if reason != "" {
-		b.fail(k, reason)
-		return false
+	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	if err != nil || p.Addr().Zone() != "" || p.Addr().Is4In6() {
+		a, ok := parseIP(strings.TrimSpace(s))
+		if !ok {
+			b.err = errInvalidInput("%s is not in a CIDR format", s)
+			return false
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
 	}
-	*dst = p
+	*dst = p.Masked()
 	return true
 }
 
-// parseCIDR parses a subnet; reason is Neutron's when it is not one.
+// parseCIDR parses a route destination as Neutron's validate_subnet: a
+// prefix (host bits allowed, and kept), not a bare address; reason is
+// Neutron's when it is not one.
 func parseCIDR(s string) (netip.Prefix, string) {
 	p, err := netip.ParsePrefix(s)
-	if err != nil || p.Addr().Zone() != "" {
+	if err != nil || p.Addr().Zone() != "" || p.Addr().Is4In6() {
 		if a, ok := parseIP(s); ok {
 			return netip.Prefix{}, fmt.Sprintf("'%s' isn't a recognized IP subnet cidr, '%s' is recommended", s, netip.PrefixFrom(a, a.BitLen()))
 		}
 		return netip.Prefix{}, fmt.Sprintf("'%s' is not a valid IP subnet", s)
-	}
-	if p.Addr().Is4In6() {
-		return netip.Prefix{}, fmt.Sprintf("'%s' is not a valid IP subnet", s)
-	}
-	if p.Masked() != p {
-		return netip.Prefix{}, fmt.Sprintf("'%s' isn't a recognized IP subnet cidr, '%s' is recommended", s, p.Masked())
 	}
 	return p, ""
 }
@@ -357,14 +364,14 @@ func (b *body) project(c *caller) (string, error) {
 		return "", b.err
 	}
 	if tenant != "" && project != "" && tenant != project {
-		return "", errBadRequest("Both tenant_id and project_id passed as attributes but they have different values")
+		return "", errBadRequest("'project_id' and 'tenant_id' do not match")
 	}
 	p := cmpOr(project, tenant)
 	switch {
 	case p == "":
 		return c.ProjectID, nil
 	case p != c.ProjectID && !c.Admin:
-		return "", errBadRequest("Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges")
+		return "", errBadRequest("Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin or advsvc privileges")
 	}
 	return p, nil
 }

@@ -61,7 +61,7 @@ func TestOrchestratorProvider(t *testing.T) {
 		t.Errorf("network %+v", n)
 	}
 	for _, s := range n.Subnets {
-		if s.ID == tp.v6 && (s.IPv6AddressMode != "slaac" || s.GatewayIP != netip.MustParseAddr("fd00::1")) {
+		if s.ID == tp.v6 && (s.IPv6AddressMode != "slaac" || s.GatewayIP != netip.MustParseAddr("fd00::")) {
 			t.Errorf("IPv6 subnet %+v", s)
 		}
 	}

@@ -360,7 +360,7 @@ func (s *Server) createSubnet(_ http.ResponseWriter, r *http.Request, c *caller)
 		b.fail("ip_version", fmt.Sprintf("'%d' is not in [4, 6]", version))
 	}
 	var cidr netip.Prefix
-	hasCIDR := b.cidr("cidr", &cidr)
+	hasCIDR := b.subnetCIDR("cidr", &cidr)
 	var poolID string
 	if !b.isNull("subnetpool_id") {
 		b.uuid("subnetpool_id", &poolID)
@@ -394,7 +394,12 @@ func (s *Server) createSubnet(_ http.ResponseWriter, r *http.Request, c *caller)
 		RAMode: in.raMode, AddressMode: in.addrMode, DNS: orEmpty(in.dns), HostRoutes: orEmpty(in.routes),
 		ServiceTypes: orEmpty(in.serviceTypes)}
 	if !in.hasGateway {
-		sn.GatewayIP = ipam.First(cidr).Next()
+		// Neutron's default: the first host of an IPv4 subnet, the
+		// subnet-router anycast (network) address of an IPv6 one.
+		sn.GatewayIP = ipam.First(cidr)
+		if version == 4 {
+			sn.GatewayIP = sn.GatewayIP.Next()
+		}
 	} else if !in.noGateway {
 		sn.GatewayIP = in.gateway
 	}

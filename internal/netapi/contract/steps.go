@@ -183,10 +183,10 @@ func (s *suite) tenantNetworks(t *testing.T) {
 	})
 	s.subnetA6 = str(sn, "id")
 	want(t, "subnet a-v6", sn, "ip_version", 6)
-	want(t, "subnet a-v6", sn, "gateway_ip", "fd00:10::1")
+	want(t, "subnet a-v6", sn, "gateway_ip", "fd00:10::")
 	want(t, "subnet a-v6", sn, "ipv6_ra_mode", "slaac")
 	want(t, "subnet a-v6", sn, "ipv6_address_mode", "slaac")
-	want(t, "subnet a-v6", sn, "allocation_pools", []any{map[string]any{"start": "fd00:10::2", "end": "fd00:10::ffff:ffff:ffff:ffff"}})
+	want(t, "subnet a-v6", sn, "allocation_pools", []any{map[string]any{"start": "fd00:10::1", "end": "fd00:10::ffff:ffff:ffff:ffff"}})
 
 	n := object(t, "show network a", networks.Get(s.ctx, s.tenantA, s.netA).Result, "network")
 	if got := list(n, "subnets"); len(got) != 2 || !slices.Contains(got, any(s.subnetA4)) || !slices.Contains(got, any(s.subnetA6)) {
@@ -206,9 +206,8 @@ func (s *suite) invalidSubnets(t *testing.T) {
 		status int
 		types  []string
 	}{
-		{"not a CIDR", subnets.CreateOpts{CIDR: "not-a-cidr", IPVersion: 4}, 400, []string{"HTTPBadRequest"}},
-		{"prefix too long", subnets.CreateOpts{CIDR: "10.50.0.0/33", IPVersion: 4}, 400, []string{"HTTPBadRequest"}},
-		{"host bits set", subnets.CreateOpts{CIDR: "10.50.0.5/24", IPVersion: 4}, 400, []string{"HTTPBadRequest"}},
+		{"not a CIDR", subnets.CreateOpts{CIDR: "not-a-cidr", IPVersion: 4}, 400, []string{"InvalidInput"}},
+		{"prefix too long", subnets.CreateOpts{CIDR: "10.50.0.0/33", IPVersion: 4}, 400, []string{"InvalidInput"}},
 		{"version mismatch", subnets.CreateOpts{CIDR: "fd00:50::/64", IPVersion: 4}, 400, []string{"InvalidInput"}},
 		{"overlaps a subnet of the network", subnets.CreateOpts{CIDR: "10.10.0.128/25", IPVersion: 4}, 400, []string{"InvalidInput"}},
 		{"SLAAC needs a /64", subnets.CreateOpts{CIDR: "fd00:50::/80", IPVersion: 6, IPv6RAMode: "slaac", IPv6AddressMode: "slaac"}, 400, []string{"InvalidInput"}},
@@ -229,6 +228,14 @@ func (s *suite) invalidSubnets(t *testing.T) {
 	n := object(t, "show network a", networks.Get(s.ctx, s.tenantA, s.netA).Result, "network")
 	if len(list(n, "subnets")) != 2 {
 		t.Errorf("network a has subnets %v after refused creations, want its 2", n["subnets"])
+	}
+
+	// Host bits are cleared, not refused.
+	sn := s.subnet(t, subnets.CreateOpts{NetworkID: s.netA3, Name: s.name("host-bits"), CIDR: "10.31.0.7/24", IPVersion: 4})
+	want(t, "subnet with host bits", sn, "cidr", "10.31.0.0/24")
+	want(t, "subnet with host bits", sn, "gateway_ip", "10.31.0.1")
+	if err := subnets.Delete(s.ctx, s.tenantA, str(sn, "id")).ExtractErr(); err != nil {
+		t.Errorf("delete subnet: %v", err)
 	}
 }
 
@@ -329,7 +336,7 @@ func (s *suite) interfacesBySubnet(t *testing.T) {
 		port       *string
 	}{
 		{s.subnetA4, "10.10.0.1", &s.ifaceA4Port},
-		{s.subnetA6, "fd00:10::1", &s.ifaceA6Port},
+		{s.subnetA6, "fd00:10::", &s.ifaceA6Port},
 	} {
 		info, err := routers.AddInterface(s.ctx, s.tenantA, s.router, routers.AddInterfaceOpts{SubnetID: tc.subnet}).Extract()
 		if err != nil {
