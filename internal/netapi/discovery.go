@@ -1,6 +1,7 @@
 package netapi
 
 import (
+	"html"
 	"net/http"
 )
 
@@ -63,8 +64,12 @@ func (s *Server) showExtension(_ http.ResponseWriter, r *http.Request, _ *caller
 			return http.StatusOK, object{{"extension", renderExtension(e)}}, nil
 		}
 	}
-	return 0, nil, errNotFound("ExtensionsNotFound", "Extensions not found: ['%s'].", alias)
+	// Neutron's extension controller answers webob's HTML page here.
+	return http.StatusNotFound, htmlPage{"404 Not Found", "The resource could not be found.<br /><br />\nExtension with alias " + html.EscapeString(alias) + " does not exist\n\n"}, nil
 }
+
+// htmlPage is a response webob renders as HTML rather than a NeutronError.
+type htmlPage struct{ title, text string }
 
 func baseURL(r *http.Request) string {
 	scheme := "http"
@@ -117,11 +122,11 @@ func (s *Server) routes() http.Handler {
 		coll                                   string
 		list, show, create, update, deleteFunc handlerFunc
 	}{
-		{"networks", s.listNetworks, s.showNetwork, s.createNetwork, s.updateNetwork, s.deleteNetwork},
-		{"subnets", s.listSubnets, s.showSubnet, s.createSubnet, s.updateSubnet, s.deleteSubnet},
-		{"ports", s.listPorts, s.showPort, s.createPort, s.updatePort, s.deletePort},
-		{"routers", s.listRouters, s.showRouter, s.createRouter, s.updateRouter, s.deleteRouter},
-		{"floatingips", s.listFloatingIPs, s.showFloatingIP, s.createFloatingIP, s.updateFloatingIP, s.deleteFloatingIP},
+		{"networks", s.listNetworks, s.showNetwork, s.create("network", networkAttrs, s.prepareNetwork), s.updateNetwork, s.deleteNetwork},
+		{"subnets", s.listSubnets, s.showSubnet, s.create("subnet", subnetAttrs, s.prepareSubnet), s.updateSubnet, s.deleteSubnet},
+		{"ports", s.listPorts, s.showPort, s.create("port", portAttrs, s.preparePort), s.updatePort, s.deletePort},
+		{"routers", s.listRouters, s.showRouter, s.create("router", routerAttrs, s.prepareRouter), s.updateRouter, s.deleteRouter},
+		{"floatingips", s.listFloatingIPs, s.showFloatingIP, s.create("floatingip", floatingIPAttrs, s.prepareFloatingIP), s.updateFloatingIP, s.deleteFloatingIP},
 	} {
 		h("GET /v2.0/"+res.coll, res.list)
 		h("POST /v2.0/"+res.coll, res.create)

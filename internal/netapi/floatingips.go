@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
-	"strings"
 )
 
 var floatingIPAttrs = map[string]access{
@@ -106,11 +105,7 @@ func (s *Server) showFloatingIP(_ http.ResponseWriter, r *http.Request, c *calle
 	return showBody(r, "floatingip", o)
 }
 
-func (s *Server) createFloatingIP(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	b, err := readBody(r, "floatingip", floatingIPAttrs)
-	if err != nil {
-		return 0, nil, err
-	}
+func (s *Server) prepareFloatingIP(c *caller, b *body) (applyFunc, error) {
 	var in fipInput
 	b.require("floating_network_id")
 	b.uuid("floating_network_id", &in.networkID)
@@ -121,83 +116,78 @@ func (s *Server) createFloatingIP(_ http.ResponseWriter, r *http.Request, c *cal
 	more := readFIPInput(b)
 	in.portID, in.fixedIP, in.desc, in.hasPort, in.hasFixed = more.portID, more.fixedIP, more.desc, more.hasPort, more.hasFixed
 	if b.err != nil {
-		return 0, nil, b.err
+		return nil, b.err
 	}
 	tenant, err := b.project(c)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	s.notifyStart(c, "floatingip.create.start", startPayload("floatingip", b.raw, ""))
-	if hasAddress && !c.Admin {
-		return 0, nil, errPolicyAttr("create_floatingip", "floating_ip_address")
-	}
-	var out object
-	err = s.write(c, func(t *txn) error {
+	return func(t *txn) (object, error) {
+		if hasAddress && !c.Admin {
+			return nil, errPolicyAttr("create_floatingip", "floating_ip_address")
+		}
 		n, err := t.network(in.networkID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if n == nil || !canSeeNetwork(c, n) {
-			return errNetworkNotFound(in.networkID)
+			return nil, errNetworkNotFound(in.networkID)
 		}
 		if !n.External {
-			return errBadResourceRequest("floatingip", "Network %s is not a valid external network", n.ID)
+			return nil, errBadResourceRequest("floatingip", "Network %s is not a valid external network", n.ID)
 		}
 		subs, err := t.subnetsOf(n)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !slices.ContainsFunc(subs, func(s *subnet) bool { return s.IPVersion == 4 }) {
-			return errBadResourceRequest("floatingip", "Network %s does not contain any IPv4 subnet", n.ID)
+			return nil, errBadResourceRequest("floatingip", "Network %s does not contain any IPv4 subnet", n.ID)
 		}
 		f := &floatingIP{ID: newUUID(), TenantID: tenant, NetworkID: n.ID}
 		own := &port{ID: newUUID(), NetworkID: n.ID, TenantID: "", AdminStateUp: true,
-			DeviceID: f.ID, DeviceOwner: ownerFloatingIP, PortSecurity: n.PortSecurity,
+			DeviceID: f.ID, DeviceOwner: ownerFloatingIP, PortSecurity: false,
 			SecurityGroups: []string{}, VNICType: "normal", AddressPairs: []addressPair{}}
 		if err := t.pickMAC(own, ""); err != nil {
-			return err
+			return nil, err
 		}
 		a, err := t.allocator(n, own.ID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		var reqs []ipRequest
 		if in.subnetID != "" || hasAddress {
 			reqs = []ipRequest{{SubnetID: in.subnetID, IP: in.address}}
 		}
 		if own.FixedIPs, err = a.forNewPort(reqs, reqs != nil, own.DeviceOwner, own.MAC); err != nil {
-			return err
+			return nil, err
 		}
 		i := slices.IndexFunc(own.FixedIPs, func(f fixedIP) bool { return f.IP.Is4() })
 		if i < 0 {
-			return newError(http.StatusBadRequest, "ExternalIpAddressExhausted", "Unable to find any IP address on external network %s.", n.ID)
+			return nil, newError(http.StatusBadRequest, "ExternalIpAddressExhausted", "Unable to find any IP address on external network %s.", n.ID)
 		}
 		f.Address, f.OwnPortID = own.FixedIPs[i].IP, own.ID
-		if own.standard, err = t.newStandard("", nil, 1); err != nil {
-			return err
+		// Created, then updated with the floating IP's id: revision 2.
+		if own.standard, err = t.newStandard("", nil, 2); err != nil {
+			return nil, err
 		}
 		if err := t.savePort(nil, own); err != nil {
-			return err
+			return nil, err
 		}
 		if err := t.associate(c, f, in.portID, in.fixedIP, in.hasFixed && in.fixedIP.IsValid()); err != nil {
-			return err
+			return nil, err
 		}
 		if f.standard, err = t.newStandard(in.desc, nil, 0); err != nil {
-			return err
+			return nil, err
 		}
 		if err := put(t, bucketFloatingIPs, f); err != nil {
-			return err
+			return nil, err
 		}
-		if out, err = t.renderFloatingIP(f); err != nil {
-			return err
+		o, err := t.renderFloatingIP(f)
+		if err != nil {
+			return nil, err
 		}
-		t.emit("floatingip.create.end", object{{"floatingip", out}})
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusCreated, object{{"floatingip", out}}, nil
+		return o, nil
+	}, nil
 }
 
 // associate associates f with a port's fixed IP (portID "" disassociates)
@@ -217,7 +207,7 @@ func (t *txn) associate(c *caller, f *floatingIP, portID string, fixed netip.Add
 	if p.TenantID != f.TenantID && !c.Admin {
 		return errBadResourceRequest("floatingip", "Cannot process floating IP association with Port %s, since that port is owned by a different tenant", p.ID)
 	}
-	if strings.HasPrefix(p.DeviceOwner, ownerPrefixNetworkRole) {
+	if p.DeviceOwner == ownerDHCP { // Neutron's is_fip_serviced
 		return errBadResourceRequest("floatingip", "Port %s is unable to be assigned a floating IP", p.ID)
 	}
 	var subnetID string
@@ -315,7 +305,7 @@ func (t *txn) routerForFloatingIP(internal *port, subnetID, externalID string) (
 }
 
 func (s *Server) updateFloatingIP(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	b, err := readBody(r, "floatingip", floatingIPAttrs)
+	b, err := readBody(r, c, "floatingip", floatingIPAttrs)
 	if err != nil {
 		return 0, nil, err
 	}

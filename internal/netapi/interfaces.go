@@ -176,6 +176,8 @@ func (t *txn) addInterfaceByPort(c *caller, rt *router, portID string) (*port, [
 	}
 	p := clonePort(old)
 	p.DeviceID, p.DeviceOwner = rt.ID, ownerRouterInterface
+	// Neutron updates the port twice (owner, then the router's port).
+	p.touch(t.now)
 	p.touch(t.now)
 	if err := t.savePort(old, p); err != nil {
 		return nil, nil, err
@@ -234,7 +236,7 @@ func (t *txn) addInterfaceBySubnet(c *caller, rt *router, subnetID string) (*por
 		}
 	}
 	p := &port{ID: newUUID(), NetworkID: n.ID, TenantID: rt.TenantID, AdminStateUp: true,
-		DeviceID: rt.ID, DeviceOwner: ownerRouterInterface, PortSecurity: n.PortSecurity,
+		DeviceID: rt.ID, DeviceOwner: ownerRouterInterface, PortSecurity: false,
 		SecurityGroups: []string{}, VNICType: "normal", AddressPairs: []addressPair{}}
 	a.portID = p.ID
 	if err := t.pickMAC(p, ""); err != nil {
@@ -243,7 +245,8 @@ func (t *txn) addInterfaceBySubnet(c *caller, rt *router, subnetID string) (*por
 	if p.FixedIPs, err = a.forNewPort([]ipRequest{req}, true, p.DeviceOwner, p.MAC); err != nil {
 		return nil, nil, false, err
 	}
-	if p.standard, err = t.newStandard("", nil, 1); err != nil {
+	// Created, then updated once as the router's port: revision 2.
+	if p.standard, err = t.newStandard("", nil, 2); err != nil {
 		return nil, nil, false, err
 	}
 	if err := t.savePort(nil, p); err != nil {

@@ -207,11 +207,7 @@ func showBody(r *http.Request, resource string, o object) (int, any, error) {
 	return http.StatusOK, object{{resource, o}}, nil
 }
 
-func (s *Server) createNetwork(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	b, err := readBody(r, "network", networkAttrs)
-	if err != nil {
-		return 0, nil, err
-	}
+func (s *Server) prepareNetwork(c *caller, b *body) (applyFunc, error) {
 	n := network{AdminStateUp: true, PortSecurity: true}
 	var desc string
 	var mtu int
@@ -226,47 +222,40 @@ func (s *Server) createNetwork(_ http.ResponseWriter, r *http.Request, c *caller
 	p := b.provider()
 	b.strList("availability_zone_hints", maxNameLen, &azHints)
 	if b.err != nil {
-		return 0, nil, b.err
+		return nil, b.err
 	}
+	var err error
 	if n.TenantID, err = b.project(c); err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	s.notifyStart(c, "network.create.start", startPayload("network", b.raw, ""))
-	if err := checkNetworkPolicy(c, b, "create_network", p, n.Shared, n.External); err != nil {
-		return 0, nil, err
-	}
-	if len(azHints) > 0 {
-		return 0, nil, errNotFound("AvailabilityZoneNotFound", "AvailabilityZone %s could not be found.", azHints[0])
-	}
-	var out object
-	err = s.write(c, func(t *txn) error {
+	return func(t *txn) (object, error) {
+		if err := checkNetworkPolicy(c, b, "create_network", p, n.Shared, n.External); err != nil {
+			return nil, err
+		}
+		if len(azHints) > 0 {
+			return nil, errNotFound("AvailabilityZoneNotFound", "AvailabilityZone %s could not be found.", azHints[0])
+		}
 		var err error
 		if n.NetworkType, n.PhysicalNetwork, n.SegmentationID, err = t.segment(p); err != nil {
-			return err
+			return nil, err
 		}
 		n.MTU = maxMTU(n.NetworkType)
 		if hasMTU {
 			if err := checkMTU(mtu, n.NetworkType); err != nil {
-				return err
+				return nil, err
 			}
 			n.MTU = mtu
 		}
 		n.ID = newUUID()
 		if n.standard, err = t.newStandard(desc, nil, 1); err != nil {
-			return err
+			return nil, err
 		}
 		n.Subnets = []string{}
 		if err := put(t, bucketNetworks, &n); err != nil {
-			return err
+			return nil, err
 		}
-		out = renderNetwork(&n, c, viewShow)
-		t.emit("network.create.end", object{{"network", out}})
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusCreated, object{{"network", out}}, nil
+		return renderNetwork(&n, c, viewCreated), nil
+	}, nil
 }
 
 func checkMTU(mtu int, networkType string) error {
@@ -280,7 +269,7 @@ func checkMTU(mtu int, networkType string) error {
 }
 
 func (s *Server) updateNetwork(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	b, err := readBody(r, "network", networkAttrs)
+	b, err := readBody(r, c, "network", networkAttrs)
 	if err != nil {
 		return 0, nil, err
 	}

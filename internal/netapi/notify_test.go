@@ -399,3 +399,30 @@ func TestNotificationsMapToRouterEvents(t *testing.T) {
 		t.Errorf("tag.create.end payload %v, want %v", last["payload"], wantPayload)
 	}
 }
+
+// A bulk create makes every object or none, with one .start carrying the
+// request and one .end carrying the response, as Neutron's.
+func TestBulkCreate(t *testing.T) {
+	rec := newRecorder()
+	_, ts := newTestServer(t, Config{Notifiers: []Notifier{rec}})
+	a := admin(t, ts)
+	body := map[string]any{"networks": []any{map[string]any{"name": "one"}, map[string]any{"name": "two", "mtu": 1400}}}
+	out := a.must(201, "POST", "/v2.0/networks", body, "")
+	nets, _ := out["networks"].([]any)
+	if len(nets) != 2 || nets[1].(map[string]any)["mtu"] != float64(1400) {
+		t.Fatalf("bulk create: %v", out)
+	}
+	got := rec.waitCount(t, 2)
+	if got[0].EventType != "network.create.start" || got[1].EventType != "network.create.end" {
+		t.Fatalf("notifications %v", eventTypes(got))
+	}
+	if p := message(t, got[0])["payload"]; !jsonEqual(p, body) {
+		t.Errorf("start payload %v, want the request %v", p, body)
+	}
+	if p := message(t, got[1])["payload"].(map[string]any); len(p["networks"].([]any)) != 2 {
+		t.Errorf("end payload %v", p)
+	}
+	if r, err := event.Normalize(&got[1]); err != nil || r.Reason == "" {
+		t.Errorf("the orchestrator's mapping of a bulk network.create.end: %+v, %v", r, err)
+	}
+}

@@ -48,34 +48,81 @@ type body struct {
 	err   error // the first attribute error
 }
 
-// readBody decodes {"<resource>": {...}} and checks every member against
-// the resource's attributes: unknown ones and read-only ones are refused
-// as Neutron's API layer refuses them.
-func readBody(r *http.Request, resource string, attrs map[string]access) (*body, error) {
+// readTop reads a request body: a JSON object.
+func readTop(r *http.Request) (map[string]json.RawMessage, error) {
 	data, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return nil, newError(http.StatusRequestEntityTooLarge, "HTTPRequestEntityTooLarge", "Request body larger than %d bytes", maxBodyBytes)
 		}
-		return nil, errBadRequest("Malformed request body: %v", err)
+		return nil, errBadRequest("Body contains invalid data")
 	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, errBadRequest("Resource body required")
+	top := map[string]json.RawMessage{}
+	if len(bytes.TrimSpace(data)) > 0 && json.Unmarshal(data, &top) != nil {
+		return nil, errBadRequest("Body contains invalid data")
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
-		return nil, errBadRequest("Malformed request body")
-	}
-	if _, ok := top[resource+"s"]; ok && top[resource] == nil {
-		return nil, errBadRequest("Bulk operation not supported")
+	return top, nil
+}
+
+// readBody decodes the body of a PUT, {"<resource>": {...}}, and checks it
+// (see newBody).
+func readBody(r *http.Request, c *caller, resource string, attrs map[string]access) (*body, error) {
+	top, err := readTop(r)
+	if err != nil {
+		return nil, err
 	}
 	raw, ok := top[resource]
-	var members map[string]json.RawMessage
-	if !ok || json.Unmarshal(raw, &members) != nil || members == nil {
+	if !ok {
 		return nil, errBadRequest("Unable to find '%s' in request body", resource)
 	}
-	b := &body{put: r.Method == http.MethodPut, raw: compact(raw), attrs: members}
+	return newBody(c, raw, r.Method == http.MethodPut, resource, attrs)
+}
+
+// readCreate decodes the body of a POST: one object, {"<resource>": {...}},
+// or several (bulk), {"<resource>s": [{...}, ...]}. It returns the bodies
+// and the .start payload (the request as sent).
+func readCreate(r *http.Request, c *caller, resource string, attrs map[string]access) ([]*body, object, bool, error) {
+	top, err := readTop(r)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if raw, ok := top[resource]; ok {
+		b, err := newBody(c, raw, false, resource, attrs)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		return []*body{b}, startPayload(resource, b.raw, ""), false, nil
+	}
+	var items []json.RawMessage
+	if raw, ok := top[resource+"s"]; !ok || json.Unmarshal(raw, &items) != nil || len(items) == 0 {
+		return nil, nil, false, errBadRequest("Unable to find '%s' in request body", resource)
+	}
+	var bodies []*body
+	var raws []json.RawMessage
+	for _, raw := range items {
+		b, err := newBody(c, raw, false, resource, attrs)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		bodies = append(bodies, b)
+		raws = append(raws, b.raw)
+	}
+	return bodies, object{{resource + "s", raws}}, true, nil
+}
+
+// newBody checks a resource object as Neutron's API layer does, in its
+// order: the project it names (only admin may name another), unknown
+// attributes, then the attributes a POST or a PUT may not give.
+func newBody(c *caller, raw json.RawMessage, put bool, resource string, attrs map[string]access) (*body, error) {
+	var members map[string]json.RawMessage
+	if json.Unmarshal(raw, &members) != nil || members == nil {
+		return nil, errBadRequest("Unable to find '%s' in request body", resource)
+	}
+	b := &body{put: put, raw: compact(raw), attrs: members}
+	if _, err := b.project(c); err != nil {
+		return nil, err
+	}
 	var unknown []string
 	for k := range members {
 		if _, ok := attrs[k]; !ok {
@@ -130,6 +177,14 @@ func (b *body) require(k string) {
 func (b *body) fail(k, reason string) {
 	if b.err == nil {
 		b.err = errInvalidAttr(k, reason)
+	}
+}
+
+// convertFail records the failure of a conversion (Neutron's convert_to
+// functions raise InvalidInput, unlike its validators).
+func (b *body) convertFail(msg string) {
+	if b.err == nil {
+		b.err = errInvalidInput("%s", msg)
 	}
 }
 
@@ -202,7 +257,7 @@ func (b *body) boolean(k string, dst *bool) bool {
 			return true
 		}
 	}
-	b.fail(k, fmt.Sprintf("'%s' cannot be converted to boolean", shown(v)))
+	b.convertFail(fmt.Sprintf("'%s' cannot be converted to boolean", shown(v)))
 	return false
 }
 
@@ -226,7 +281,7 @@ func (b *body) integer(k string, dst *int) bool {
 			return true
 		}
 	}
-	b.fail(k, fmt.Sprintf("'%s' is not an integer", shown(v)))
+	b.convertFail(fmt.Sprintf("'%s' is not an integer", shown(v)))
 	return false
 }
 
@@ -301,16 +356,22 @@ func (b *body) subnetCIDR(k string, dst *netip.Prefix) bool {
 	return true
 }
 
-// parseCIDR parses a route destination as Neutron's validate_subnet: a
-// prefix (host bits allowed, and kept), not a bare address; reason is
-// Neutron's when it is not one.
-func parseCIDR(s string) (netip.Prefix, string) {
+// parseRouteCIDR parses a route destination as Neutron's
+// validate_route_cidr: a prefix without host bits, not a loopback one;
+// reason is Neutron's when it is not one.
+func parseRouteCIDR(s string) (netip.Prefix, string) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil || p.Addr().Zone() != "" || p.Addr().Is4In6() {
 		if a, ok := parseIP(s); ok {
-			return netip.Prefix{}, fmt.Sprintf("'%s' isn't a recognized IP subnet cidr, '%s' is recommended", s, netip.PrefixFrom(a, a.BitLen()))
+			return netip.Prefix{}, fmt.Sprintf("'%s' is not a recognized CIDR, '%s' is recommended", s, netip.PrefixFrom(a, a.BitLen()))
 		}
-		return netip.Prefix{}, fmt.Sprintf("'%s' is not a valid IP subnet", s)
+		return netip.Prefix{}, fmt.Sprintf("'%s' is not a valid CIDR", s)
+	}
+	switch {
+	case p.Masked() != p:
+		return netip.Prefix{}, fmt.Sprintf("'%s' is not a recognized CIDR, '%s' is recommended", s, p.Masked())
+	case p.Addr().IsLoopback():
+		return netip.Prefix{}, fmt.Sprintf("'%s' is not a routable CIDR", s)
 	}
 	return p, ""
 }
@@ -354,26 +415,33 @@ func (b *body) objects(k, what string, dst *[]map[string]json.RawMessage) bool {
 	return true
 }
 
-// project reads the tenant_id and project_id of a POST: admin may name any
-// project, others only their own; both must agree.
+// project returns the project a body names (tenant_id or project_id),
+// or the caller's: admin may name any project, others only their own, and
+// both attributes must agree.
 func (b *body) project(c *caller) (string, error) {
-	var tenant, project string
-	b.str("tenant_id", maxNameLen, &tenant)
-	b.str("project_id", maxNameLen, &project)
-	if b.err != nil {
-		return "", b.err
+	var names []string
+	for _, k := range []string{"project_id", "tenant_id"} {
+		v, ok := b.attrs[k]
+		if !ok {
+			continue
+		}
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			return "", errInvalidAttr(k, fmt.Sprintf("'%s' is not a valid string", shown(v)))
+		}
+		names = append(names, s)
 	}
-	if tenant != "" && project != "" && tenant != project {
-		return "", errBadRequest("'project_id' and 'tenant_id' do not match")
-	}
-	p := cmpOr(project, tenant)
 	switch {
-	case p == "":
+	case len(names) == 0:
 		return c.ProjectID, nil
-	case p != c.ProjectID && !c.Admin:
+	case len(names) == 2 && names[0] != names[1]:
+		return "", errBadRequest("'project_id' and 'tenant_id' do not match")
+	case names[0] != c.ProjectID && !c.Admin:
 		return "", errBadRequest("Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin or advsvc privileges")
+	case len(names[0]) > maxNameLen:
+		return "", errInvalidAttr("project_id", fmt.Sprintf("'%s' exceeds maximum length of %d", names[0], maxNameLen))
 	}
-	return p, nil
+	return names[0], nil
 }
 
 func cmpOr(a, b string) string {

@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// snapshot returns every list of the API, as admin sees them.
-func snapshot(c client) string {
+// listsSnapshot returns every list of the API, as admin sees them.
+func listsSnapshot(c client) string {
 	c.t.Helper()
 	out := ""
 	for _, coll := range []string{"networks", "subnets", "ports", "routers", "floatingips"} {
@@ -56,7 +56,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	ts := httptestServe(t, s)
 	a := admin(t, ts)
 	buildTopology(a)
-	before := snapshot(a)
+	before := listsSnapshot(a)
 	ts.Close()
 	if err := s.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	}
 	t.Cleanup(func() { s2.Shutdown(t.Context()) })
 	a2 := admin(t, httptestServe(t, s2))
-	if after := snapshot(a2); after != before {
+	if after := listsSnapshot(a2); after != before {
 		t.Errorf("after a restart:\n%s\nbefore:\n%s", after, before)
 	}
 	// The allocations were kept: the next port gets the next address and

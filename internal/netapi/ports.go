@@ -97,7 +97,7 @@ func readPortInput(b *body) portInput {
 	in.hasMAC = b.mac("mac_address", &in.mac)
 	in.hasHost = b.str("binding:host_id", maxNameLen, &in.hostID)
 	if in.hasVNIC = b.str("binding:vnic_type", maxNameLen, &in.vnicType); in.hasVNIC && !slices.Contains(vnicTypes, in.vnicType) {
-		b.fail("binding:vnic_type", fmt.Sprintf("'%s' is not in %s", in.vnicType, pyList(vnicTypes)))
+		b.fail("binding:vnic_type", fmt.Sprintf("%s is not in valid_values", in.vnicType))
 	}
 	in.hasUp = b.boolean("admin_state_up", &in.up)
 	in.hasPortSec = b.boolean("port_security_enabled", &in.portSec)
@@ -124,8 +124,6 @@ func readPortInput(b *body) portInput {
 	in.ips, in.hasIPs = b.fixedIPs("fixed_ips")
 	return in
 }
-
-func pyList(s []string) string { return "['" + strings.Join(s, "', '") + "']" }
 
 func (b *body) addressPairs(k string) ([]addressPair, bool) {
 	var raw []map[string]json.RawMessage
@@ -205,6 +203,11 @@ func checkPortPolicy(c *caller, in *portInput, n *network, action string) error 
 	return nil
 }
 
+// trustedOwner reports whether a port is one of Neutron's own (its owner
+// starts with "network:"), which get neither port security nor security
+// groups.
+func trustedOwner(owner string) bool { return strings.HasPrefix(owner, ownerPrefixNetworkRole) }
+
 // checkPortSecurity applies the port-security rules to a port's final state.
 func checkPortSecurity(p *port) error {
 	if !p.PortSecurity && len(p.SecurityGroups) > 0 {
@@ -282,37 +285,34 @@ func (s *Server) showPort(_ http.ResponseWriter, r *http.Request, c *caller) (in
 	return showBody(r, "port", o)
 }
 
-func (s *Server) createPort(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	b, err := readBody(r, "port", portAttrs)
-	if err != nil {
-		return 0, nil, err
-	}
+func (s *Server) preparePort(c *caller, b *body) (applyFunc, error) {
 	var networkID string
 	b.require("network_id")
 	b.uuid("network_id", &networkID)
 	in := readPortInput(b)
 	if b.err != nil {
-		return 0, nil, b.err
+		return nil, b.err
 	}
 	tenant, err := b.project(c)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	s.notifyStart(c, "port.create.start", startPayload("port", b.raw, ""))
-	var out object
-	err = s.write(c, func(t *txn) error {
+	if err := s.checkNetworkOwnership(c, "port", networkID, tenant); err != nil {
+		return nil, err
+	}
+	return func(t *txn) (object, error) {
 		n, err := t.network(networkID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if n == nil || !canSeeNetwork(c, n) {
-			return errNetworkNotFound(networkID)
+			return nil, errNetworkNotFound(networkID)
 		}
 		if err := checkPortPolicy(c, &in, n, "create_port"); err != nil {
-			return err
+			return nil, err
 		}
 		if err := t.checkRouterDevice(c, in.deviceOwner, in.deviceID); err != nil {
-			return err
+			return nil, err
 		}
 		p := &port{
 			ID: newUUID(), Name: in.name, NetworkID: n.ID, TenantID: tenant,
@@ -323,33 +323,31 @@ func (s *Server) createPort(_ http.ResponseWriter, r *http.Request, c *caller) (
 		set(in.hasPortSec, &p.PortSecurity, in.portSec)
 		set(in.hasVNIC, &p.VNICType, in.vnicType)
 		if err := t.pickMAC(p, in.mac); err != nil {
-			return err
+			return nil, err
 		}
 		fillPairMACs(p)
-		if err := checkPortSecurity(p); err != nil {
-			return err
+		if trustedOwner(p.DeviceOwner) {
+			// Neutron applies no port security, and no security
+			// groups, to its own (network:*) ports.
+			p.PortSecurity, p.SecurityGroups = false, []string{}
+		} else if err := checkPortSecurity(p); err != nil {
+			return nil, err
 		}
 		a, err := t.allocator(n, p.ID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if p.FixedIPs, err = a.forNewPort(in.ips, in.hasIPs, p.DeviceOwner, p.MAC); err != nil {
-			return err
+			return nil, err
 		}
 		if p.standard, err = t.newStandard(in.desc, in.tags, 1); err != nil {
-			return err
+			return nil, err
 		}
 		if err := t.savePort(nil, p); err != nil {
-			return err
+			return nil, err
 		}
-		out = renderPort(p, c, viewShow)
-		t.emit("port.create.end", object{{"port", out}})
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusCreated, object{{"port", out}}, nil
+		return renderPort(p, c, viewCreated), nil
+	}, nil
 }
 
 // pickMAC gives p the requested MAC (unique on its network) or a random one.
@@ -409,7 +407,7 @@ func clonePort(p *port) *port {
 }
 
 func (s *Server) updatePort(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	b, err := readBody(r, "port", portAttrs)
+	b, err := readBody(r, c, "port", portAttrs)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -9,16 +9,18 @@ import (
 )
 
 // view is what a rendering is for. Neutron's bodies differ slightly by
-// operation (the notifications carry them, so they are kept): an update's
-// result lacks is_default, and a delete.end payload is the stored object
-// as the plugin read it (with standard_attr_id, and every attribute
-// whatever the caller's role).
+// operation (the notifications carry them, so they are kept): only a
+// network's creation shows is_default, and a delete.end payload is the
+// stored object as the plugin read it (with standard_attr_id, and every
+// attribute whatever the caller's role).
 type view uint8
 
 const (
-	viewShow    view = iota // GET, list, create: a response body (and create.end)
+	viewShow    view = iota // GET and list: a response body
+	viewCreated             // the response to a POST (and create.end)
 	viewUpdated             // the response to a PUT (and update.end)
 	viewDeleted             // the object in a delete.end payload
+	viewPlugin              // the router dict add/remove_extraroutes return as is
 )
 
 const timeFormat = "2006-01-02T15:04:05Z"
@@ -82,7 +84,7 @@ func renderNetwork(n *network, c *caller, v view) object {
 		}
 		o.add("provider:segmentation_id", seg)
 	}
-	if v == viewShow {
+	if v == viewCreated {
 		o.add("is_default", false)
 	}
 	o.add("availability_zone_hints", []string{})
@@ -229,12 +231,22 @@ func renderRouter(r *router, gw *port, c *caller, v view) object {
 		{"admin_state_up", r.AdminStateUp},
 		{"status", statusActive},
 		{"external_gateway_info", info},
-		{"description", r.Description},
-		{"availability_zones", []string{}},
 	}
-	if admin {
+	if v == viewPlugin {
+		var gwPort any
+		if r.Gateway != nil {
+			gwPort = r.Gateway.PortID
+		}
+		o.add("gw_port_id", gwPort)
+	}
+	o.add("description", r.Description)
+	o.add("availability_zones", []string{})
+	if admin || v == viewPlugin {
 		o.add("distributed", false)
 		o.add("ha", false)
+	}
+	if v == viewPlugin {
+		o.add("ha_vr_id", 0)
 	}
 	o.add("availability_zone_hints", []string{})
 	o.add("routes", renderRoutes(r.Routes))

@@ -131,14 +131,20 @@ func checkRouterPolicy(c *caller, in *routerInput, action string) error {
 			return errPolicyAttr(action, "ha")
 		}
 		return errBadResourceRequest("router", "HA routers are not supported by the embedded network API")
-	case c.Admin || in.gw == nil:
+	case c.Admin || in.gw == nil || (!in.gw.hasSNAT && !in.gw.hasFixedIPs):
 		return nil
-	case in.gw.hasSNAT:
-		return errPolicyAttr(action, "external_gateway_info:enable_snat")
-	case in.gw.hasFixedIPs:
-		return errPolicyAttr(action, "external_gateway_info:external_fixed_ips")
 	}
-	return nil
+	// Neutron checks the gateway's sub-attributes given, nested.
+	gw := "rule:" + action + ":external_gateway_info"
+	rules := []string{gw + ":network_id"}
+	if in.gw.hasSNAT {
+		rules = append(rules, gw+":enable_snat")
+	}
+	if in.gw.hasFixedIPs {
+		rules = append(rules, gw+":external_fixed_ips")
+	}
+	return newError(http.StatusForbidden, "PolicyNotAuthorized", "(rule:%s and (%s and (%s))) is disallowed by policy",
+		action, gw, strings.Join(rules, " and "))
 }
 
 // gatewayPort returns a router's gateway port (nil: none).
@@ -215,136 +221,129 @@ func (s *Server) showRouter(_ http.ResponseWriter, r *http.Request, c *caller) (
 	return showBody(r, "router", o)
 }
 
-func (s *Server) createRouter(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	b, err := readBody(r, "router", routerAttrs)
-	if err != nil {
-		return 0, nil, err
-	}
+func (s *Server) prepareRouter(c *caller, b *body) (applyFunc, error) {
 	in := readRouterInput(b)
 	if b.err != nil {
-		return 0, nil, b.err
+		return nil, b.err
 	}
 	tenant, err := b.project(c)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	s.notifyStart(c, "router.create.start", startPayload("router", b.raw, ""))
-	if err := checkRouterPolicy(c, &in, "create_router"); err != nil {
-		return 0, nil, err
-	}
-	var out object
-	err = s.write(c, func(t *txn) error {
+	return func(t *txn) (object, error) {
+		if err := checkRouterPolicy(c, &in, "create_router"); err != nil {
+			return nil, err
+		}
 		rt := &router{ID: newUUID(), Name: in.name, TenantID: tenant, AdminStateUp: in.up, Routes: []hostRoute{}}
 		var err error
 		if rt.standard, err = t.newStandard(in.desc, nil, 1); err != nil {
-			return err
+			return nil, err
 		}
 		if in.gw != nil && !in.gw.clearGateway {
-			if err := t.setGateway(c, rt, in.gw); err != nil {
-				return err
+			bumps, err := t.setGateway(c, rt, in.gw)
+			if err != nil {
+				return nil, err
 			}
+			rt.Revision += int64(bumps)
 		}
 		if err := put(t, bucketRouters, rt); err != nil {
-			return err
+			return nil, err
 		}
-		if out, err = t.renderRouter(rt, c, viewShow); err != nil {
-			return err
-		}
-		t.emit("router.create.end", object{{"router", out}})
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusCreated, object{{"router", out}}, nil
+		return t.renderRouter(rt, c, viewCreated)
+	}, nil
 }
 
 // setGateway sets, changes or clears (g.clearGateway) a router's external
 // gateway, as Neutron's _update_router_gw_info: the gateway port is a
-// port of no project on the external network, owned by the router.
-func (t *txn) setGateway(c *caller, rt *router, g *gatewayInput) error {
+// port of no project on the external network, owned by the router. It
+// returns how many revisions the change takes, as measured on Neutron
+// (Zed): a new gateway 2, a removed one 3, the same network again
+// (addresses or SNAT changed or not) 1.
+func (t *txn) setGateway(c *caller, rt *router, g *gatewayInput) (int, error) {
+	bumps := 0
 	old, err := t.gatewayPort(rt)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var ext *network
 	if !g.clearGateway {
 		if ext, err = t.network(g.networkID); err != nil {
-			return err
+			return 0, err
 		}
 		if ext == nil || !canSeeNetwork(c, ext) {
-			return errNetworkNotFound(g.networkID)
+			return 0, errNetworkNotFound(g.networkID)
 		}
 		if !ext.External {
-			return errBadResourceRequest("router", "Network %s is not an external network", ext.ID)
+			return 0, errBadResourceRequest("router", "Network %s is not an external network", ext.ID)
 		}
 		subs, err := t.subnetsOf(ext)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		for _, f := range g.fixedIPs {
 			for _, sn := range subs {
 				if f.IP.IsValid() && f.IP == sn.GatewayIP {
-					return errBadResourceRequest("router", "External IP %s is the same as the gateway IP", f.IP)
+					return 0, errBadResourceRequest("router", "External IP %s is the same as the gateway IP", f.IP)
 				}
 			}
 		}
 	}
 	sameNetwork := old != nil && ext != nil && old.NetworkID == ext.ID
 	if sameNetwork {
-		rt.Gateway.EnableSNAT = g.enableSNAT
+		rt.Gateway.EnableSNAT, bumps = g.enableSNAT, 1
 		if g.hasFixedIPs && len(g.fixedIPs) > 0 && externalIPsChanged(old, g.fixedIPs) {
 			a, err := t.allocator(ext, old.ID)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			p := clonePort(old)
 			if p.FixedIPs, err = a.forUpdate(p, g.fixedIPs, p.MAC); err != nil {
-				return err
+				return 0, err
 			}
 			p.touch(t.now)
 			if err := t.savePort(old, p); err != nil {
-				return err
+				return 0, err
 			}
 		}
-		return t.validateRoutes(rt, rt.Routes, nil)
+		return bumps, t.validateRoutes(rt, rt.Routes, nil)
 	}
 	if old != nil {
 		if err := t.removeGateway(rt, old); err != nil {
-			return err
+			return 0, err
 		}
+		bumps += 3
 	}
 	if ext == nil {
-		return t.validateRoutes(rt, rt.Routes, nil)
+		return bumps, t.validateRoutes(rt, rt.Routes, nil)
 	}
 	subs, err := t.subnetsOf(ext)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := t.checkDuplicateRouterSubnets(rt, subs); err != nil {
-		return err
+		return 0, err
 	}
 	p := &port{ID: newUUID(), NetworkID: ext.ID, TenantID: "", AdminStateUp: true,
-		DeviceID: rt.ID, DeviceOwner: ownerRouterGateway, PortSecurity: ext.PortSecurity,
+		DeviceID: rt.ID, DeviceOwner: ownerRouterGateway, PortSecurity: false,
 		SecurityGroups: []string{}, VNICType: "normal", AddressPairs: []addressPair{}}
 	if err := t.pickMAC(p, ""); err != nil {
-		return err
+		return 0, err
 	}
 	a, err := t.allocator(ext, p.ID)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if p.FixedIPs, err = a.forNewPort(g.fixedIPs, g.hasFixedIPs && len(g.fixedIPs) > 0, p.DeviceOwner, p.MAC); err != nil {
-		return err
+		return 0, err
 	}
 	if p.standard, err = t.newStandard("", nil, 1); err != nil {
-		return err
+		return 0, err
 	}
 	if err := t.savePort(nil, p); err != nil {
-		return err
+		return 0, err
 	}
 	rt.Gateway = &gateway{NetworkID: ext.ID, EnableSNAT: g.enableSNAT, PortID: p.ID}
-	return t.validateRoutes(rt, rt.Routes, nil)
+	return bumps + 2, t.validateRoutes(rt, rt.Routes, nil)
 }
 
 // removeGateway deletes a router's gateway port, unless floating IPs
@@ -486,7 +485,7 @@ func pyRoutes(routes []hostRoute) string {
 }
 
 func (s *Server) updateRouter(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	b, err := readBody(r, "router", routerAttrs)
+	b, err := readBody(r, c, "router", routerAttrs)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -508,8 +507,14 @@ func (s *Server) updateRouter(_ http.ResponseWriter, r *http.Request, c *caller)
 		if err := checkIfMatch(r, &rt.standard); err != nil {
 			return err
 		}
-		out, err = t.updateRouter(c, rt, &in)
-		return err
+		if err := t.updateRouter(c, rt, &in); err != nil {
+			return err
+		}
+		if out, err = t.renderRouter(rt, c, viewUpdated); err != nil {
+			return err
+		}
+		t.emit("router.update.end", object{{"router", out}})
+		return nil
 	})
 	if err != nil {
 		return 0, nil, err
@@ -517,38 +522,41 @@ func (s *Server) updateRouter(_ http.ResponseWriter, r *http.Request, c *caller)
 	return http.StatusOK, object{{"router", out}}, nil
 }
 
-// updateRouter applies in to rt, stores it and emits router.update.end.
-func (t *txn) updateRouter(c *caller, rt *router, in *routerInput) (object, error) {
+// updateRouter applies in to rt and stores it. Its revision goes up as
+// on Neutron: once for its own attributes, and by what the gateway change
+// takes (see setGateway).
+func (t *txn) updateRouter(c *caller, rt *router, in *routerInput) error {
+	bumps := 0
+	if in.hasName || in.hasDesc || in.hasUp || in.hasRoutes {
+		bumps = 1
+	}
 	set(in.hasName, &rt.Name, in.name)
 	set(in.hasDesc, &rt.Description, in.desc)
 	set(in.hasUp, &rt.AdminStateUp, in.up)
 	if in.hasRoutes {
 		if err := t.validateRoutes(rt, in.routes, nil); err != nil {
-			return nil, err
+			return err
 		}
 		rt.Routes = in.routes
 	}
 	if in.gw != nil {
-		if err := t.setGateway(c, rt, in.gw); err != nil {
-			return nil, err
+		n, err := t.setGateway(c, rt, in.gw)
+		if err != nil {
+			return err
 		}
+		bumps += n
 	}
-	rt.touch(t.now)
-	if err := put(t, bucketRouters, rt); err != nil {
-		return nil, err
+	if bumps > 0 {
+		rt.Revision += int64(bumps)
+		rt.UpdatedAt = t.now
 	}
-	out, err := t.renderRouter(rt, c, viewUpdated)
-	if err != nil {
-		return nil, err
-	}
-	t.emit("router.update.end", object{{"router", out}})
-	return out, nil
+	return put(t, bucketRouters, rt)
 }
 
 // extraRoutes serves add_extraroutes and remove_extraroutes (extraroute-atomic).
 func (s *Server) extraRoutes(add bool) handlerFunc {
 	return func(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-		b, err := readBody(r, "router", map[string]access{"routes": onPut})
+		b, err := readBody(r, c, "router", map[string]access{"routes": onPut})
 		if err != nil {
 			return 0, nil, err
 		}
@@ -574,8 +582,14 @@ func (s *Server) extraRoutes(add bool) handlerFunc {
 					next = slices.Delete(next, i, i+1)
 				}
 			}
-			in := routerInput{routes: next, hasRoutes: true}
-			out, err = t.updateRouter(c, rt, &in)
+			// A member action: Neutron sends no notification, and answers
+			// with the plugin's router as it is.
+			if !slices.Equal(next, rt.Routes) {
+				if err := t.updateRouter(c, rt, &routerInput{routes: next, hasRoutes: true}); err != nil {
+					return err
+				}
+			}
+			out, err = t.renderRouter(rt, c, viewPlugin)
 			return err
 		})
 		if err != nil {

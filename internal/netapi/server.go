@@ -309,6 +309,12 @@ func (s *Server) handle(h handlerFunc) http.Handler {
 			writeJSON(w, e.Status, object{{"NeutronError", object{{"type", e.Type}, {"message", e.Message}, {"detail", ""}}}})
 			return
 		}
+		if page, ok := body.(htmlPage); ok {
+			w.Header().Set("Content-Type", "text/html; charset=UTF-8")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, "<html>\n <head>\n  <title>%s</title>\n </head>\n <body>\n  <h1>%s</h1>\n  %s\n </body>\n</html>", page.title, page.title, page.text)
+			return
+		}
 		if body == nil {
 			w.WriteHeader(status)
 			return

@@ -65,7 +65,7 @@ func readSubnetInput(b *body) subnetInput {
 			continue
 		}
 		if *m.has = b.str(m.k, maxNameLen, m.dst); *m.has && !slices.Contains(ipv6Modes, *m.dst) {
-			b.fail(m.k, fmt.Sprintf("'%s' is not in %s", *m.dst, pyList(ipv6Modes)))
+			b.fail(m.k, fmt.Sprintf("%s is not in valid_values", *m.dst))
 		}
 	}
 	in.pools, in.hasPools = b.pools("allocation_pools")
@@ -150,7 +150,7 @@ func (b *body) hostRoutes(k, what string) ([]hostRoute, bool) {
 			b.fail(k, fmt.Sprintf("Invalid data format for %s: '%s'", what, j))
 			return nil, false
 		}
-		p, reason := parseCIDR(dst)
+		p, reason := parseRouteCIDR(dst)
 		if reason != "" {
 			b.fail(k, reason)
 			return nil, false
@@ -275,7 +275,7 @@ func poolError(err error, cidr netip.Prefix) error {
 	case ipam.OutOfBoundsAllocationPool:
 		return newError(http.StatusBadRequest, string(pe.Kind), "The allocation pool %s spans beyond the subnet cidr %s.", pe.Pool, cidr)
 	case ipam.OverlappingAllocationPools:
-		return errConflict(string(pe.Kind), "Found overlapping allocation pools: %s and %s for subnet %s.", pe.Pool, pe.Other, cidr)
+		return errConflict(string(pe.Kind), "Found overlapping allocation pools: %s %s for subnet %s.", pe.Pool, pe.Other, cidr)
 	case ipam.GatewayConflictWithAllocationPools:
 		return errConflict(string(pe.Kind), "Gateway ip %s conflicts with allocation pool %s.", pe.Gateway, pe.Pool)
 	}
@@ -346,18 +346,14 @@ func (s *Server) showSubnet(_ http.ResponseWriter, r *http.Request, c *caller) (
 	return showBody(r, "subnet", o)
 }
 
-func (s *Server) createSubnet(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	b, err := readBody(r, "subnet", subnetAttrs)
-	if err != nil {
-		return 0, nil, err
-	}
+func (s *Server) prepareSubnet(c *caller, b *body) (applyFunc, error) {
 	var networkID string
 	b.require("network_id")
 	b.uuid("network_id", &networkID)
 	b.require("ip_version")
 	var version int
 	if b.integer("ip_version", &version) && version != 4 && version != 6 {
-		b.fail("ip_version", fmt.Sprintf("'%d' is not in [4, 6]", version))
+		b.fail("ip_version", fmt.Sprintf("%d is not in valid_values", version))
 	}
 	var cidr netip.Prefix
 	hasCIDR := b.subnetCIDR("cidr", &cidr)
@@ -371,97 +367,92 @@ func (s *Server) createSubnet(_ http.ResponseWriter, r *http.Request, c *caller)
 	hasPrefixlen := b.integer("prefixlen", &prefixlen)
 	in := readSubnetInput(b)
 	if b.err != nil {
-		return 0, nil, b.err
+		return nil, b.err
 	}
 	tenant, err := b.project(c)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	s.notifyStart(c, "subnet.create.start", startPayload("subnet", b.raw, ""))
-	switch {
-	case hasCIDR && hasPrefixlen:
-		return 0, nil, errBadResourceRequest("subnets", "cidr and prefixlen must not be supplied together")
-	case poolID != "":
-		return 0, nil, errNotFound("SubnetPoolNotFound", "Subnet pool %s could not be found.", poolID)
-	case !hasCIDR:
-		return 0, nil, errBadResourceRequest("subnets", "a subnetpool must be specified in the absence of a cidr")
-	case ipVersion(cidr.Addr()) != version:
-		return 0, nil, versionMismatch("cidr", cidr.String(), version)
-	case cidr.Bits() == 0:
-		return 0, nil, errInvalidInput("0 is not allowed as CIDR prefix length")
+	if err := s.checkNetworkOwnership(c, "subnet", networkID, tenant); err != nil {
+		return nil, err
 	}
-	sn := &subnet{IPVersion: version, CIDR: cidr, TenantID: tenant, Name: in.name, EnableDHCP: in.dhcp,
-		RAMode: in.raMode, AddressMode: in.addrMode, DNS: orEmpty(in.dns), HostRoutes: orEmpty(in.routes),
-		ServiceTypes: orEmpty(in.serviceTypes)}
-	if !in.hasGateway {
-		// Neutron's default: the first host of an IPv4 subnet, the
-		// subnet-router anycast (network) address of an IPv6 one.
-		sn.GatewayIP = ipam.First(cidr)
-		if version == 4 {
-			sn.GatewayIP = sn.GatewayIP.Next()
+	return func(t *txn) (object, error) {
+		switch {
+		case hasCIDR && hasPrefixlen:
+			return nil, errBadResourceRequest("subnets", "cidr and prefixlen must not be supplied together")
+		case poolID != "":
+			return nil, errNotFound("SubnetPoolNotFound", "Subnet pool %s could not be found.", poolID)
+		case !hasCIDR:
+			return nil, errBadResourceRequest("subnets", "a subnetpool must be specified in the absence of a cidr")
+		case ipVersion(cidr.Addr()) != version:
+			return nil, versionMismatch("cidr", cidr.String(), version)
+		case cidr.Bits() == 0:
+			return nil, errInvalidInput("0 is not allowed as CIDR prefix length")
 		}
-	} else if !in.noGateway {
-		sn.GatewayIP = in.gateway
-	}
-	if err := validateSubnet(&in, sn, nil); err != nil {
-		return 0, nil, err
-	}
-	if in.hasServiceTypes && len(in.serviceTypes) > 0 && !c.Admin {
-		return 0, nil, errPolicyAttr("create_subnet", "service_types")
-	}
-	if in.hasPools {
-		if sn.Pools, err = ipam.ValidatePools(cidr, in.pools, sn.GatewayIP); err != nil {
-			return 0, nil, poolError(err, cidr)
+		sn := &subnet{IPVersion: version, CIDR: cidr, TenantID: tenant, Name: in.name, EnableDHCP: in.dhcp,
+			RAMode: in.raMode, AddressMode: in.addrMode, DNS: orEmpty(in.dns), HostRoutes: orEmpty(in.routes),
+			ServiceTypes: orEmpty(in.serviceTypes)}
+		if !in.hasGateway {
+			// Neutron's default: the first host of an IPv4 subnet, the
+			// subnet-router anycast (network) address of an IPv6 one.
+			sn.GatewayIP = ipam.First(cidr)
+			if version == 4 {
+				sn.GatewayIP = sn.GatewayIP.Next()
+			}
+		} else if !in.noGateway {
+			sn.GatewayIP = in.gateway
 		}
-	} else {
-		sn.Pools = ipam.GeneratePools(cidr, sn.GatewayIP)
-	}
-	var out object
-	err = s.write(c, func(t *txn) error {
+		if err := validateSubnet(&in, sn, nil); err != nil {
+			return nil, err
+		}
+		if in.hasServiceTypes && len(in.serviceTypes) > 0 && !c.Admin {
+			return nil, errPolicyAttr("create_subnet", "service_types")
+		}
+		if in.hasPools {
+			if sn.Pools, err = ipam.ValidatePools(cidr, in.pools, sn.GatewayIP); err != nil {
+				return nil, poolError(err, cidr)
+			}
+		} else {
+			sn.Pools = ipam.GeneratePools(cidr, sn.GatewayIP)
+		}
 		n, err := t.network(networkID)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if n == nil || !canSeeNetwork(c, n) {
-			return errNetworkNotFound(networkID)
+			return nil, errNetworkNotFound(networkID)
 		}
 		if !c.owns(n.TenantID) {
-			return errPolicy("create_subnet")
+			return nil, errPolicy("create_subnet")
 		}
 		existing, err := t.subnetsOf(n)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, o := range existing {
 			if o.CIDR.Overlaps(cidr) {
-				return errInvalidInput("Requested subnet with cidr: %s for network: %s overlaps with another subnet", cidr, n.ID)
+				return nil, errInvalidInput("Requested subnet with cidr: %s for network: %s overlaps with another subnet", cidr, n.ID)
 			}
 		}
 		sn.ID, sn.NetworkID = newUUID(), n.ID
 		if sn.standard, err = t.newStandard(in.desc, nil, 0); err != nil {
-			return err
+			return nil, err
 		}
 		if err := put(t, bucketSubnets, sn); err != nil {
-			return err
+			return nil, err
 		}
 		n.Subnets = append(n.Subnets, sn.ID)
 		n.touch(t.now)
 		if err := put(t, bucketNetworks, n); err != nil {
-			return err
+			return nil, err
 		}
 		if sn.autoAddress() {
 			if err := t.addAutoAddresses(n, sn); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		out = renderSubnet(sn, n, viewShow)
-		t.emit("subnet.create.end", object{{"subnet", out}})
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusCreated, object{{"subnet", out}}, nil
+		return renderSubnet(sn, n, viewCreated), nil
+	}, nil
 }
 
 // addAutoAddresses gives the ports of n (router interfaces excepted) their
@@ -493,7 +484,7 @@ func (t *txn) addAutoAddresses(n *network, sn *subnet) error {
 }
 
 func (s *Server) updateSubnet(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	b, err := readBody(r, "subnet", subnetAttrs)
+	b, err := readBody(r, c, "subnet", subnetAttrs)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -133,11 +133,14 @@ func (s *Server) changeTags(r *http.Request, c *caller, action string, tags []st
 			return err
 		}
 		std := rec.std()
+		before := slices.Clone(std.Tags)
 		if std.Tags, err = change(slices.Clone(std.Tags)); err != nil {
 			return err
 		}
 		std.Tags = orEmpty(std.Tags)
-		std.touch(t.now)
+		if !slices.Equal(before, std.Tags) {
+			std.touch(t.now)
+		}
 		if err := put(t, bucket, rec); err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ func TestValidation(t *testing.T) {
 	tp := buildTopology(a)
 	long := strings.Repeat("x", 256)
 	vmMAC := str(a.must(200, "GET", "/v2.0/ports/"+tp.port, nil, "port"), "mac_address")
+	dhcp := str(a.must(201, "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": tp.net, "device_owner": "network:dhcp"}}, "port"), "id")
 	type m = map[string]any
 	for _, tc := range []struct {
 		name   string
@@ -25,25 +26,29 @@ func TestValidation(t *testing.T) {
 		msg    string // a part of the message
 	}{
 		{"unknown attribute", "POST", "/v2.0/networks", m{"network": m{"name": "x", "colour": "blue"}}, 400, "HTTPBadRequest", "Unrecognized attribute(s) 'colour'"},
-		{"wrong type", "POST", "/v2.0/networks", m{"network": m{"admin_state_up": "maybe"}}, 400, "HTTPBadRequest", "Invalid input for admin_state_up. Reason: 'maybe' cannot be converted to boolean."},
+		{"wrong type", "POST", "/v2.0/networks", m{"network": m{"admin_state_up": "maybe"}}, 400, "InvalidInput", "Invalid input for operation: 'maybe' cannot be converted to boolean."},
+		{"not an integer", "POST", "/v2.0/networks", m{"network": m{"mtu": "big"}}, 400, "InvalidInput", "Invalid input for operation: 'big' is not an integer."},
 		{"name too long", "POST", "/v2.0/networks", m{"network": m{"name": long}}, 400, "HTTPBadRequest", "exceeds maximum length of 255"},
 		{"name not a string", "POST", "/v2.0/networks", m{"network": m{"name": 42}}, 400, "HTTPBadRequest", "Invalid input for name. Reason: '42' is not a valid string."},
 		{"read-only attribute in POST", "POST", "/v2.0/networks", m{"network": m{"status": "DOWN"}}, 400, "HTTPBadRequest", "Attribute 'status' not allowed in POST"},
 		{"read-only attribute in PUT", "PUT", "/v2.0/networks/" + tp.net, m{"network": m{"tenant_id": "p2"}}, 400, "HTTPBadRequest", "Cannot update read-only attribute tenant_id"},
-		{"malformed JSON", "POST", "/v2.0/networks", `{"network": `, 400, "HTTPBadRequest", "Malformed request body"},
-		{"empty body", "POST", "/v2.0/networks", "", 400, "HTTPBadRequest", "Resource body required"},
+		{"malformed JSON", "POST", "/v2.0/networks", `{"network": `, 400, "HTTPBadRequest", "Body contains invalid data"},
+		{"empty body", "POST", "/v2.0/networks", "", 400, "HTTPBadRequest", "Unable to find 'network' in request body"},
 		{"no resource", "POST", "/v2.0/networks", m{"netwerk": m{}}, 400, "HTTPBadRequest", "Unable to find 'network' in request body"},
-		{"bulk", "POST", "/v2.0/networks", m{"networks": []any{m{"name": "a"}}}, 400, "HTTPBadRequest", "Bulk operation not supported"},
+		{"bulk with a bad object", "POST", "/v2.0/networks", m{"networks": []any{m{"name": "a"}, m{"colour": "blue"}}}, 400, "HTTPBadRequest", "Unrecognized attribute(s) 'colour'"},
+		{"bulk whose second object fails", "POST", "/v2.0/subnets", m{"subnets": []any{
+			m{"network_id": tp.net, "ip_version": 4, "cidr": "10.9.0.0/24"},
+			m{"network_id": tp.net, "ip_version": 4, "cidr": "10.9.0.0/25"}}}, 400, "InvalidInput", "overlaps with another subnet"},
 		{"MTU above the overlay's", "POST", "/v2.0/networks", m{"network": m{"mtu": 9000}}, 400, "InvalidInput", "Requested MTU is too big, maximum is 1450"},
 		{"VLAN without physnet", "POST", "/v2.0/networks", m{"network": m{"provider:network_type": "vlan", "provider:segmentation_id": 10}}, 400, "InvalidInput", "physical_network required"},
 		{"unknown network type", "POST", "/v2.0/networks", m{"network": m{"provider:network_type": "gre"}}, 400, "InvalidInput", "network_type value 'gre' not supported"},
 		{"flat network", "POST", "/v2.0/networks", m{"network": m{"provider:network_type": "flat", "provider:physical_network": "p"}}, 201, "", ""},
 		{"project mismatch", "POST", "/v2.0/networks", m{"network": m{"tenant_id": "a", "project_id": "b"}}, 400, "HTTPBadRequest", "'project_id' and 'tenant_id' do not match"},
 		{"subnet without ip_version", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": "10.9.0.0/24"}}, 400, "HTTPBadRequest", "Failed to parse request. Required attribute 'ip_version' not specified"},
-		{"ip_version 5", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": "10.9.0.0/24", "ip_version": 5}}, 400, "HTTPBadRequest", "'5' is not in [4, 6]"},
+		{"ip_version 5", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": "10.9.0.0/24", "ip_version": 5}}, 400, "HTTPBadRequest", "Invalid input for ip_version. Reason: 5 is not in valid_values."},
 		{"bad CIDR", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": "10.9.0.0/33", "ip_version": 4}}, 400, "InvalidInput", "Invalid input for operation: 10.9.0.0/33 is not in a CIDR format."},
 		{"CIDR not a string", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": 10, "ip_version": 4}}, 400, "InvalidInput", "10 is not in a CIDR format."},
-		{"route to a bare address", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": "10.9.0.0/24", "ip_version": 4, "host_routes": []any{m{"destination": "10.8.0.1", "nexthop": "10.9.0.1"}}}}, 400, "HTTPBadRequest", "'10.8.0.1/32' is recommended"},
+		{"route to a bare address", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": "10.9.0.0/24", "ip_version": 4, "host_routes": []any{m{"destination": "10.8.0.1", "nexthop": "10.9.0.1"}}}}, 400, "HTTPBadRequest", "'10.8.0.1' is not a recognized CIDR, '10.8.0.1/32' is recommended"},
 		{"no CIDR", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "ip_version": 4}}, 400, "BadRequest", "a subnetpool must be specified in the absence of a cidr"},
 		{"/0", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": "0.0.0.0/0", "ip_version": 4, "enable_dhcp": false}}, 400, "InvalidInput", "0 is not allowed as CIDR prefix length"},
 		{"overlap", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": "10.0.0.0/16", "ip_version": 4}}, 400, "InvalidInput", "overlaps with another subnet"},
@@ -57,7 +62,7 @@ func TestValidation(t *testing.T) {
 		{"IPv6 mode on IPv4", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": "10.9.0.0/24", "ip_version": 4, "ipv6_ra_mode": "slaac"}}, 400, "InvalidInput", "ipv6_ra_mode is not valid when ip_version is 4"},
 		{"IPv6 modes differ", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": "fd09::/64", "ip_version": 6, "ipv6_ra_mode": "slaac", "ipv6_address_mode": "dhcpv6-stateful"}}, 400, "InvalidInput", "they must be the same value"},
 		{"IPv6 mode without DHCP", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": "fd09::/64", "ip_version": 6, "ipv6_ra_mode": "slaac", "enable_dhcp": false}}, 400, "InvalidInput", "cannot be set when enable_dhcp is set to False"},
-		{"unknown IPv6 mode", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": "fd09::/64", "ip_version": 6, "ipv6_ra_mode": "dhcp"}}, 400, "HTTPBadRequest", "'dhcp' is not in"},
+		{"unknown IPv6 mode", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": "fd09::/64", "ip_version": 6, "ipv6_ra_mode": "dhcp"}}, 400, "HTTPBadRequest", "dhcp is not in valid_values"},
 		{"host route via the other family", "POST", "/v2.0/subnets", m{"subnet": m{"network_id": tp.net, "cidr": "10.9.0.0/24", "ip_version": 4, "host_routes": []any{m{"destination": "10.8.0.0/16", "nexthop": "fd00::1"}}}}, 400, "InvalidInput", "nexthop 'fd00::1' does not match"},
 		{"change a router's gateway IP", "PUT", "/v2.0/subnets/" + tp.v4, m{"subnet": m{"gateway_ip": "10.0.0.254"}}, 409, "GatewayIpInUse", "already in use by port " + tp.iface},
 		{"port without network", "POST", "/v2.0/ports", m{"port": m{"name": "x"}}, 400, "HTTPBadRequest", "Required attribute 'network_id' not specified"},
@@ -71,13 +76,14 @@ func TestValidation(t *testing.T) {
 		{"network address", "POST", "/v2.0/ports", m{"port": m{"network_id": tp.net, "fixed_ips": []any{m{"subnet_id": tp.v4, "ip_address": "10.0.0.0"}}}}, 400, "InvalidIpForSubnet", "IP address 10.0.0.0 is not a valid IP for the specified subnet."},
 		{"security groups without port security", "POST", "/v2.0/ports", m{"port": m{"network_id": tp.net, "port_security_enabled": false, "security_groups": []any{"2c4158ce-edb7-4211-bd6e-78de38208a81"}}}, 400, "PortSecurityAndIPRequiredForSecurityGroups", "Port security must be enabled"},
 		{"address pairs without port security", "POST", "/v2.0/ports", m{"port": m{"network_id": tp.net, "port_security_enabled": false, "allowed_address_pairs": []any{m{"ip_address": "10.0.0.99"}}}}, 409, "AddressPairAndPortSecurityRequired", "Port Security must be enabled"},
-		{"unknown vnic type", "POST", "/v2.0/ports", m{"port": m{"network_id": tp.net, "binding:vnic_type": "fancy"}}, 400, "HTTPBadRequest", "'fancy' is not in"},
+		{"unknown vnic type", "POST", "/v2.0/ports", m{"port": m{"network_id": tp.net, "binding:vnic_type": "fancy"}}, 400, "HTTPBadRequest", "fancy is not in valid_values"},
 		{"delete a router interface port", "DELETE", "/v2.0/ports/" + tp.iface, nil, 409, "ServicePortInUse", "cannot be deleted directly via the port API: has device owner network:router_interface."},
 		{"gateway on an internal network", "POST", "/v2.0/routers", m{"router": m{"external_gateway_info": m{"network_id": tp.net}}}, 400, "BadRequest", "Network " + tp.net + " is not an external network"},
 		{"gateway info with an unknown key", "POST", "/v2.0/routers", m{"router": m{"external_gateway_info": m{"network_id": tp.ext, "colour": "blue"}}}, 400, "HTTPBadRequest", "external_gateway_info"},
 		{"distributed router", "POST", "/v2.0/routers", m{"router": m{"distributed": true}}, 400, "BadRequest", "not supported"},
 		{"routes in POST", "POST", "/v2.0/routers", m{"router": m{"routes": []any{}}}, 400, "HTTPBadRequest", "Attribute 'routes' not allowed in POST"},
 		{"route via an unconnected hop", "PUT", "/v2.0/routers/" + tp.router, m{"router": m{"routes": []any{m{"destination": "10.8.0.0/16", "nexthop": "192.0.2.1"}}}}, 400, "InvalidRoutes", "the nexthop is not connected with router"},
+		{"route to a CIDR with host bits", "PUT", "/v2.0/routers/" + tp.router, m{"router": m{"routes": []any{m{"destination": "10.8.0.1/16", "nexthop": "10.0.0.5"}}}}, 400, "HTTPBadRequest", "'10.8.0.1/16' is not a recognized CIDR, '10.8.0.0/16' is recommended"},
 		{"route via the router itself", "PUT", "/v2.0/routers/" + tp.router, m{"router": m{"routes": []any{m{"destination": "10.8.0.0/16", "nexthop": "10.0.0.1"}}}}, 400, "InvalidRoutes", "the nexthop is used by router"},
 		{"interface by subnet and port", "PUT", "/v2.0/routers/" + tp.router + "/add_router_interface", m{"subnet_id": tp.v6, "port_id": tp.port}, 400, "BadRequest", "Cannot specify both subnet-id and port-id"},
 		{"interface by nothing", "PUT", "/v2.0/routers/" + tp.router + "/add_router_interface", m{}, 400, "BadRequest", "Either subnet_id or port_id must be specified"},
@@ -85,7 +91,7 @@ func TestValidation(t *testing.T) {
 		{"interface on a port in use", "PUT", "/v2.0/routers/" + tp.router + "/add_router_interface", m{"port_id": tp.iface}, 409, "PortInUse", "Port already has an attached device " + tp.router},
 		{"floating IP on an internal network", "POST", "/v2.0/floatingips", m{"floatingip": m{"floating_network_id": tp.net}}, 400, "BadRequest", "is not a valid external network"},
 		{"fixed address without a port", "POST", "/v2.0/floatingips", m{"floatingip": m{"floating_network_id": tp.ext, "fixed_ip_address": "10.0.0.5"}}, 400, "BadRequest", "fixed_ip_address cannot be specified without a port_id"},
-		{"floating IP for a router port", "POST", "/v2.0/floatingips", m{"floatingip": m{"floating_network_id": tp.ext, "port_id": tp.iface}}, 400, "BadRequest", "is unable to be assigned a floating IP"},
+		{"floating IP for a DHCP port", "POST", "/v2.0/floatingips", m{"floatingip": m{"floating_network_id": tp.ext, "port_id": dhcp}}, 400, "BadRequest", "is unable to be assigned a floating IP"},
 		{"tags not a list", "PUT", "/v2.0/routers/" + tp.router + "/tags", m{"tags": "a"}, 400, "InvalidInput", "is not a list"},
 		{"duplicate tags", "PUT", "/v2.0/routers/" + tp.router + "/tags", m{"tags": []any{"a", "a"}}, 400, "InvalidInput", "Duplicate items in the list: 'a'"},
 		{"tag too long", "PUT", "/v2.0/routers/" + tp.router + "/tags/" + long, nil, 400, "InvalidInput", "exceeds maximum length of 255"},
@@ -96,7 +102,7 @@ func TestValidation(t *testing.T) {
 		{"unknown sort key", "GET", "/v2.0/ports?sort_key=colour&sort_dir=asc", nil, 400, "HTTPBadRequest", "is invalid attribute for sort_keys"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := snapshot(a)
+			before := listsSnapshot(a)
 			status, body := a.do(tc.method, tc.path, tc.body)
 			if status != tc.status {
 				t.Fatalf("%d %v, want %d", status, body, tc.status)
@@ -108,7 +114,7 @@ func TestValidation(t *testing.T) {
 			if e["type"] != tc.typ || !strings.Contains(str(e, "message"), tc.msg) || e["detail"] != "" {
 				t.Errorf("NeutronError %v, want type %s and a message with %q", e, tc.typ, tc.msg)
 			}
-			if after := snapshot(a); after != before {
+			if after := listsSnapshot(a); after != before {
 				t.Errorf("the refused request changed the objects")
 			}
 		})
