@@ -285,6 +285,7 @@ func (c *Compute) startAgent(r *record, userData, state string, log *slog.Logger
 		err := cmd.Wait()
 		log.Info("agent exited", "pid", r.PID, "err", err)
 		close(exited)
+		c.notifyExit(r)
 	}()
 	log.Debug("agent started", "pid", r.PID, "args", args)
 	return exited, nil

@@ -119,6 +119,10 @@ type Options struct {
 	StopTimeout time.Duration
 	// Logger receives the provider's logs; default: discarded.
 	Logger *slog.Logger
+	// OnExit, when set, is called (on a goroutine of the provider's) with
+	// an instance whose agent exited: the orchestrator polls its resource
+	// at once instead of at the next health check.
+	OnExit func(id, name string)
 }
 
 // Compute is a provider.ComputeAPI whose instances are network namespaces
@@ -138,6 +142,8 @@ type Compute struct {
 	mu      sync.Mutex
 	booting map[string]bool // instances whose Boot has not started the agent yet
 	closed  bool
+
+	watchers sync.WaitGroup // goroutines waiting for adopted agents to exit
 }
 
 var _ provider.ComputeAPI = (*Compute)(nil)
@@ -183,6 +189,9 @@ func New(opts Options) (*Compute, error) {
 	if err := c.ensureManagementBridge(); err != nil {
 		return fail(fmt.Errorf("management bridge %s: %w", c.mgmtBr, err))
 	}
+	if err := c.watchAdopted(); err != nil {
+		return fail(err)
+	}
 	return c, nil
 }
 
@@ -206,6 +215,12 @@ func lockDir(dir string) (*os.File, error) {
 // Close releases the state directory and the host namespace handle; the
 // instances keep running. Calling it again does nothing.
 func (c *Compute) Close() error {
+	err := c.close()
+	c.watchers.Wait() // they see closed within half a second
+	return err
+}
+
+func (c *Compute) close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {

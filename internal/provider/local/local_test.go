@@ -981,3 +981,59 @@ func TestCrashLeftovers(t *testing.T) {
 		t.Errorf("devices left on the bridge: %v", m)
 	}
 }
+
+// TestOnExit: the provider says at once when an instance's agent exits,
+// whether it started the agent or a previous provider did.
+func TestOnExit(t *testing.T) {
+	exits := make(chan string, 8)
+	w := newWorld(t, func(o *local.Options) {
+		o.OnExit = func(id, name string) { exits <- id + " " + name }
+	})
+	ctx := context.Background()
+	in, err := w.c.Boot(ctx, w.spec("ak-router-r9_0", 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.waitStatus(w.c, in.ID, provider.InstanceActive)
+	kill := func() {
+		for pid := range processes(w.c.Namespace(in.ID)) {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := in.ID + " ak-router-r9_0"
+	expect := func(what string) {
+		t.Helper()
+		select {
+		case got := <-exits:
+			if got != want {
+				t.Errorf("%s: OnExit(%s), want %s", what, got, want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: no OnExit within 30s", what)
+		}
+	}
+	kill()
+	expect("an agent this provider started")
+
+	// A new provider (the orchestrator restarted) watches the running agents.
+	in2, err := w.c.Boot(ctx, w.spec("ak-router-r9_0", 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in = in2
+	want = in.ID + " ak-router-r9_0"
+	w.waitStatus(w.c, in.ID, provider.InstanceActive)
+	if err := w.c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-exits:
+		t.Fatalf("OnExit(%s) after Close, before any agent died", got)
+	default:
+	}
+	w.c = w.newCompute()
+	kill()
+	expect("an agent a previous provider started")
+}
