@@ -426,3 +426,33 @@ func TestBulkCreate(t *testing.T) {
 		t.Errorf("the orchestrator's mapping of a bulk network.create.end: %+v, %v", r, err)
 	}
 }
+
+// Tag operations send tag.<action>.start/.end about their parent, and the
+// extraroute member actions send nothing, as captured from Neutron Zed.
+func TestTagAndMemberActionNotifications(t *testing.T) {
+	rec := newRecorder()
+	_, ts := newTestServer(t, Config{Notifiers: []Notifier{rec}})
+	a := admin(t, ts)
+	r := str(a.must(201, "POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "r"}}, "router"), "id")
+	a.must(201, "PUT", "/v2.0/routers/"+r+"/tags/astara:state=ACTIVE", nil, "")
+	a.must(200, "PUT", "/v2.0/routers/"+r+"/tags", map[string]any{"tags": []any{"a"}}, "")
+	a.must(204, "DELETE", "/v2.0/routers/"+r+"/tags/a", nil, "")
+	a.must(204, "DELETE", "/v2.0/routers/"+r+"/tags", nil, "")
+	a.must(200, "PUT", "/v2.0/routers/"+r+"/add_extraroutes", map[string]any{"router": map[string]any{"routes": []any{}}}, "")
+	a.must(204, "DELETE", "/v2.0/routers/"+r, nil, "")
+	want := []string{"router.create.start", "router.create.end", "tag.create.start", "tag.create.end", "tag.update.start", "tag.update.end",
+		"tag.delete.start", "tag.delete.end", "tag.delete_all.start", "tag.delete_all.end", "router.delete.start", "router.delete.end"}
+	got := rec.waitCount(t, len(want))
+	if !slices.Equal(eventTypes(got), want) {
+		t.Fatalf("notifications %v, want %v", eventTypes(got), want)
+	}
+	for i, tags := range map[int]any{3: []any{"astara:state=ACTIVE"}, 5: []any{"a"}, 7: []any{"a"}} {
+		p := message(t, got[i])["payload"]
+		if w := map[string]any{"parent_resource": "routers", "parent_resource_id": r, "tags": tags}; !jsonEqual(p, w) {
+			t.Errorf("%s payload %v, want %v", got[i].EventType, p, w)
+		}
+	}
+	if p := message(t, got[9])["payload"]; !jsonEqual(p, map[string]any{"parent_resource": "routers", "parent_resource_id": r}) {
+		t.Errorf("tag.delete_all.end payload %v", p)
+	}
+}
