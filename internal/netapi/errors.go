@@ -88,10 +88,6 @@ func errIPAlreadyAllocated(ip, subnetID string) *apiError {
 	return errConflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", ip, subnetID)
 }
 
-func errNotImplemented(what string) *apiError {
-	return newError(http.StatusNotImplemented, "HTTPNotImplemented", "%s is not implemented by the embedded network API.", what)
-}
-
 // errInternal is what the client sees of an unexpected failure (which is logged).
 var errInternal = &apiError{Status: http.StatusInternalServerError, Type: "HTTPInternalServerError",
 	Message: "Request Failed: internal server error while processing your request."}

@@ -223,7 +223,7 @@ func (t *txn) addInterfaceBySubnet(c *caller, rt *router, subnetID string) (*por
 			a.portID = p.ID
 			reqs := []ipRequest{req}
 			for _, f := range p.FixedIPs {
-				reqs = append(reqs, ipRequest{SubnetID: f.SubnetID, IP: f.IP})
+				reqs = append(reqs, ipRequest(f))
 			}
 			if p.FixedIPs, err = a.forUpdate(p, reqs, p.MAC); err != nil {
 				return nil, nil, false, err

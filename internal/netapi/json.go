@@ -27,21 +27,6 @@ func (o object) get(k string) (any, bool) {
 	return nil, false
 }
 
-// without returns o without the members named in drop.
-func (o object) without(drop ...string) object {
-	out := make(object, 0, len(o))
-next:
-	for _, m := range o {
-		for _, d := range drop {
-			if m.Key == d {
-				continue next
-			}
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 // only returns the members of o named in keep, in o's order.
 func (o object) only(keep []string) object {
 	out := make(object, 0, len(keep))

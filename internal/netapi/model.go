@@ -149,7 +149,7 @@ type floatingIP struct {
 	standard
 	Address   netip.Addr `json:"floating_ip_address"`
 	NetworkID string     `json:"floating_network_id"`
-	PortID    string     `json:"port_id,omitempty"` // the floating IP's own port is fipPortID
+	PortID    string     `json:"port_id,omitempty"` // the associated port
 	FixedIP   netip.Addr `json:"fixed_ip_address"`
 	RouterID  string     `json:"router_id,omitempty"`
 	OwnPortID string     `json:"own_port_id"` // the network:floatingip port holding Address

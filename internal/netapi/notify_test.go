@@ -75,17 +75,6 @@ func sameShape(path string, got, want any) []string {
 	return diffs
 }
 
-func contextKeys(m map[string]any) []string {
-	var out []string
-	for k := range m {
-		if strings.HasPrefix(k, "_context_") {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // The notifications of the noauth L3 scenario that produced the fixtures
 // (neutron-exercise.sh, security groups aside) have the fixtures' event
 // types, in the same order, and their shapes: the same message and

@@ -472,7 +472,7 @@ func (s *Server) updatePort(_ http.ResponseWriter, r *http.Request, c *caller) (
 			if !in.hasIPs {
 				for _, f := range old.FixedIPs {
 					if !a.isAuto(f.SubnetID) {
-						reqs = append(reqs, ipRequest{SubnetID: f.SubnetID, IP: f.IP})
+						reqs = append(reqs, ipRequest(f))
 					}
 				}
 			}

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // DefaultAddr is where standalone mode serves the API: Neutron's address.
@@ -265,7 +266,7 @@ func (s *Server) write(c *caller, fn func(t *txn) error) error {
 // read runs fn in a read-only transaction.
 func (s *Server) read(fn func(t *txn) error) error {
 	err := s.db.View(func(tx *bbolt.Tx) error { return fn(&txn{tx: tx, now: now()}) })
-	if errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return errUnavailable
 	}
 	return err

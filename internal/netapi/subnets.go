@@ -33,8 +33,6 @@ var ipv6Modes = []string{modeSLAAC, modeStateful, modeStateless}
 // subnetInput is what a subnet request gives.
 type subnetInput struct {
 	name, desc, raMode, addrMode string
-	ipVersion                    int
-	cidr                         netip.Prefix
 	gateway                      netip.Addr
 	dhcp                         bool
 	pools                        []ipam.Range
