@@ -15,6 +15,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -38,6 +39,12 @@ type Config struct {
 	// Warnings are what Load warned about: unknown options, deprecated
 	// names, values ignored.
 	Warnings []string
+	// KeystoneOptions are the options given in [keystone_authtoken]: any
+	// means an OpenStack cloud, none standalone mode (StandaloneMode).
+	KeystoneOptions []string
+	// set holds the options the files set (the others have their
+	// default), by "[group] name".
+	set map[string]bool
 
 	Host                string        // [DEFAULT] host
 	Debug               bool          // [DEFAULT] debug
@@ -88,7 +95,23 @@ type Config struct {
 	Appliance     Appliance
 	Rabbit        Rabbit
 	Notifications Notifications
+	Standalone    Standalone
 }
+
+// Standalone is the [standalone] group: standalone mode, where the
+// orchestrator serves the network API itself and runs appliances in
+// network namespaces of this machine.
+type Standalone struct {
+	NetworkAPIListen     string   // network_api_listen
+	ApplianceBinary      string   // appliance_binary
+	ExternalInterfaces   []string // external_interfaces: <network name or id>:<host interface>
+	ApplianceTLS         bool     // appliance_tls
+	PublishNotifications bool     // publish_notifications
+}
+
+// DefaultNetworkAPIListen is where standalone mode serves the network API
+// by default: Neutron's port, on loopback.
+const DefaultNetworkAPIListen = "127.0.0.1:9696"
 
 // API is the [api] group: the management API.
 type API struct {
@@ -180,7 +203,40 @@ func Default() *Config {
 		Router:        Router{MgtServicePort: 5000},
 		Appliance:     Appliance{MaxSleep: 15 * time.Second},
 		Notifications: Notifications{Topics: []string{"notifications"}},
+		Standalone:    Standalone{NetworkAPIListen: DefaultNetworkAPIListen, ApplianceTLS: true},
 	}
+}
+
+// StandaloneMode reports whether the configuration describes standalone
+// mode: no OpenStack cloud ([keystone_authtoken]) is configured. Load then
+// gives the options their standalone defaults (see the sample).
+func (c *Config) StandaloneMode() bool { return len(c.KeystoneOptions) == 0 }
+
+// IsSet reports whether the configuration files set the option [group]
+// name (its current name or a deprecated one); otherwise it has its
+// default.
+func (c *Config) IsSet(group, name string) bool { return c.set[optName{group, name}.String()] }
+
+// ExternalInterfaces parses [standalone] external_interfaces: the host
+// interface to enslave to the bridge of each network, by network name or
+// id.
+func (c *Config) ExternalInterfaces() (map[string]string, error) {
+	out := map[string]string{}
+	for _, item := range c.Standalone.ExternalInterfaces {
+		i := strings.LastIndexByte(item, ':')
+		if i <= 0 || i == len(item)-1 {
+			return nil, fmt.Errorf("%q is not <network name or id>:<host interface>", item)
+		}
+		network, dev := strings.TrimSpace(item[:i]), strings.TrimSpace(item[i+1:])
+		if network == "" || dev == "" || len(dev) > 15 || strings.ContainsAny(dev, "/: \t") {
+			return nil, fmt.Errorf("%q: %q is not an interface name", item, dev)
+		}
+		if _, dup := out[network]; dup {
+			return nil, fmt.Errorf("network %q is given twice", network)
+		}
+		out[network] = dev
+	}
+	return out, nil
 }
 
 // APIAddress returns the management API's listen address, host:port.
@@ -193,6 +249,9 @@ func (c *Config) Clone() *Config {
 	d := *c
 	d.Files = slices.Clone(c.Files)
 	d.Warnings = slices.Clone(c.Warnings)
+	d.KeystoneOptions = slices.Clone(c.KeystoneOptions)
+	d.set = maps.Clone(c.set)
+	d.Standalone.ExternalInterfaces = slices.Clone(c.Standalone.ExternalInterfaces)
 	d.EnabledDrivers = slices.Clone(c.EnabledDrivers)
 	d.Notifications.Topics = slices.Clone(c.Notifications.Topics)
 	return &d
@@ -232,6 +291,12 @@ func (c *Config) validate(from func(optName) string) error {
 	}
 	if (c.Appliance.TLSCertFile == "") != (c.Appliance.TLSKeyFile == "") {
 		bad(optName{"astara_appliance", "tls_cert_file"}, "tls_cert_file and tls_key_file go together")
+	}
+	if _, _, err := net.SplitHostPort(c.Standalone.NetworkAPIListen); err != nil {
+		bad(optName{"standalone", "network_api_listen"}, "%q is not host:port", c.Standalone.NetworkAPIListen)
+	}
+	if _, err := c.ExternalInterfaces(); err != nil {
+		bad(optName{"standalone", "external_interfaces"}, "%v", err)
 	}
 	if _, err := c.BrokerURLs(); err != nil {
 		n := def("transport_url")

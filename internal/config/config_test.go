@@ -40,17 +40,36 @@ func load(t *testing.T, files ...string) *Config {
 	return c
 }
 
-// same compares configurations but for the files read and the warnings.
+// same compares configurations but for the files read, the warnings and
+// what the files set.
 func same(a, b *Config) bool {
 	a, b = a.Clone(), b.Clone()
 	a.Files, b.Files, a.Warnings, b.Warnings = nil, nil, nil, nil
+	a.KeystoneOptions, b.KeystoneOptions, a.set, b.set = nil, nil, nil, nil
 	return reflect.DeepEqual(a, b)
 }
 
+// standaloneDefaults is the configuration without any file: the defaults
+// of standalone mode.
+func standaloneDefaults(t *testing.T) *Config {
+	t.Helper()
+	c, err := Load(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// keystone is a file that configures an OpenStack cloud: not standalone.
+const keystone = "[keystone_authtoken]\nauth_url = http://keystone:5000/v3\n"
+
 func TestEmptyFileGivesDefaults(t *testing.T) {
 	c := load(t, write(t, "empty.ini", "# nothing\n[DEFAULT]\n"))
-	if !same(c, Default()) {
-		t.Errorf("config of an empty file:\n%+v\nwant the defaults\n%+v", c, Default())
+	if !same(c, standaloneDefaults(t)) || !c.StandaloneMode() {
+		t.Errorf("config of an empty file:\n%+v\nwant the standalone defaults\n%+v", c, standaloneDefaults(t))
+	}
+	if c = load(t, write(t, "cloud.ini", keystone)); !same(c, Default()) || c.StandaloneMode() {
+		t.Errorf("config of a cloud:\n%+v\nwant the defaults\n%+v", c, Default())
 	}
 	if !slices.Equal(c.Files, c.Files[:1]) || len(c.Warnings) != 0 {
 		t.Errorf("files %v, warnings %v", c.Files, c.Warnings)
@@ -96,7 +115,7 @@ amqp_durable_queues = OFF
 
 [oslo_messaging_notifications]
 topics = notifications, other ,
-`))
+`+keystone))
 	want := Default()
 	want.Host, want.Debug, want.ManagementNetworkID = "node-7", true, "mgt-net"
 	want.ManagementAddress = netip.MustParseAddr("fdca:3ba5:a17a:acda::1")
@@ -319,9 +338,6 @@ func TestInvalidValues(t *testing.T) {
 }
 
 func TestMissingFiles(t *testing.T) {
-	if _, err := Load(nil, nil); !errors.Is(err, ErrNoFiles) {
-		t.Errorf("no files: %v", err)
-	}
 	missing := filepath.Join(t.TempDir(), "nope.ini")
 	if _, err := Load([]string{missing}, nil); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
 		t.Errorf("missing file: %v", err)
@@ -351,14 +367,18 @@ func TestSample(t *testing.T) {
 	}
 	for _, s := range []string{"[DEFAULT]\n", "[api]\n", "[router]\n", "#health_check_period = 60\n",
 		"#api_listen = 0.0.0.0\n", "# Deprecated group/name - [DEFAULT]/rug_api_port\n", "(integer value)\n# Minimum value: 1\n",
-		"#enabled_drivers = router\n", "#host = <the machine's host name>\n", "#auth_token =\n"} {
+		"#enabled_drivers = router\n", "#host = <the machine's host name>\n", "#auth_token =\n",
+		"# Standalone mode default: 127.0.0.1\n#api_listen = 0.0.0.0\n", "[standalone]\n", "#network_api_listen = 127.0.0.1:9696\n"} {
 		if !strings.Contains(sample, s) {
 			t.Errorf("the sample lacks %q", s)
 		}
 	}
 	// As printed, every option is commented: the defaults.
-	if c := load(t, write(t, "sample.ini", sample)); !same(c, Default()) {
-		t.Errorf("the sample does not parse to the defaults")
+	if c := load(t, write(t, "sample.ini", sample)); !same(c, standaloneDefaults(t)) {
+		t.Errorf("the sample does not parse to the (standalone) defaults")
+	}
+	if c := load(t, write(t, "sample.ini", sample+keystone)); !same(c, Default()) {
+		t.Errorf("the sample of a cloud does not parse to the defaults")
 	}
 	// Uncommented, each line sets the default again.
 	var lines []string
@@ -423,5 +443,67 @@ func TestDeprecatedAMQPURLWarns(t *testing.T) {
 	c := load(t, write(t, "a.ini", "[DEFAULT]\nnotification_topics = a,b\n"))
 	if !slices.Equal(c.Notifications.Topics, []string{"a", "b"}) || len(c.Warnings) != 1 {
 		t.Errorf("topics %q, warnings %q", c.Notifications.Topics, c.Warnings)
+	}
+}
+
+func TestStandaloneMode(t *testing.T) {
+	c := standaloneDefaults(t)
+	if !c.StandaloneMode() || len(c.Files) != 0 {
+		t.Fatalf("no file: standalone %v, files %v", c.StandaloneMode(), c.Files)
+	}
+	// Standalone defaults where the original's are too slow for one machine.
+	if c.APIListen != "127.0.0.1" || c.BootCheckInterval != 50*time.Millisecond || c.HealthCheckPeriod != 10*time.Second ||
+		c.BootTimeout != time.Minute || c.RetryDelay != 200*time.Millisecond || c.ErrorStateCooldown != 5*time.Second ||
+		c.Standalone.NetworkAPIListen != "127.0.0.1:9696" || !c.Standalone.ApplianceTLS || c.StateDir != "/var/lib/astara" {
+		t.Errorf("standalone defaults: %+v", c)
+	}
+	// Options set in a file win over the standalone defaults.
+	c = load(t, write(t, "s.ini", "[DEFAULT]\nboot_check_interval = 2\napi_listen = ::1\n[standalone]\nexternal_interfaces = public:eth1, 0b5e:veth-up\n"))
+	if !c.StandaloneMode() || c.BootCheckInterval != 2*time.Second || c.APIListen != "::1" || c.HealthCheckPeriod != 10*time.Second {
+		t.Errorf("explicit options: %+v", c)
+	}
+	if !c.IsSet("DEFAULT", "boot_check_interval") || c.IsSet("DEFAULT", "health_check_period") {
+		t.Errorf("IsSet: boot_check_interval %v, health_check_period %v", c.IsSet("DEFAULT", "boot_check_interval"), c.IsSet("DEFAULT", "health_check_period"))
+	}
+	ifs, err := c.ExternalInterfaces()
+	if err != nil || len(ifs) != 2 || ifs["public"] != "eth1" || ifs["0b5e"] != "veth-up" {
+		t.Errorf("external interfaces %v, %v", ifs, err)
+	}
+	// Any [keystone_authtoken] option means a cloud, with the original's defaults.
+	log, logged := logs()
+	c, err = Load([]string{write(t, "k.ini", "[keystone_authtoken]\nusername = astara\n")}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StandaloneMode() || !slices.Equal(c.KeystoneOptions, []string{"username"}) || c.BootCheckInterval != 5*time.Second || c.APIListen != "0.0.0.0" {
+		t.Errorf("cloud: standalone %v, keystone options %v, %+v", c.StandaloneMode(), c.KeystoneOptions, c)
+	}
+	if !strings.Contains(logged.String(), "group=keystone_authtoken") {
+		t.Errorf("the keystone options are not logged:\n%s", logged)
+	}
+}
+
+func TestStandaloneInvalid(t *testing.T) {
+	for _, tc := range []struct {
+		name, content string
+		want          []string
+	}{
+		{"listen", "[standalone]\nnetwork_api_listen = 9696\n", []string{"[standalone] network_api_listen", `"9696"`}},
+		{"interface", "[standalone]\nexternal_interfaces = public\n", []string{"[standalone] external_interfaces", `"public"`}},
+		{"long interface", "[standalone]\nexternal_interfaces = public:a-very-long-interface\n", []string{"[standalone] external_interfaces"}},
+		{"twice", "[standalone]\nexternal_interfaces = public:eth1,public:eth2\n", []string{"[standalone] external_interfaces", "twice"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := write(t, "bad.ini", tc.content)
+			_, err := Load([]string{path}, nil)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
 	}
 }

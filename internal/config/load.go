@@ -11,10 +11,6 @@ import (
 	"gopkg.in/ini.v1"
 )
 
-// ErrNoFiles is returned by Load without any file: a configuration needs at
-// least management_network_id.
-var ErrNoFiles = errors.New("no configuration file given (--config-file)")
-
 // iniOptions are the parser's settings for oslo.config's INI dialect: no
 // inline comments (a '#' in a value is part of it), "=" or ":" between name
 // and value, indented continuation lines, and no backslash continuation. A
@@ -34,6 +30,10 @@ func multiShadows() ini.LoadOptions {
 	return o
 }
 
+// keystoneGroup is the group whose options say that an OpenStack cloud is
+// configured (its Keystone), not standalone mode.
+const keystoneGroup = "keystone_authtoken"
+
 // setting is the value an option was given, and where.
 type setting struct {
 	raw  []string
@@ -46,7 +46,9 @@ type setting struct {
 // values of every file). Unknown options and deprecated names are logged
 // on log (and kept in Config.Warnings). Every invalid value is reported,
 // naming its file, group, option and value (a secret's value is not
-// shown); then Load returns no configuration.
+// shown); then Load returns no configuration. Options no file sets have
+// their default: in standalone mode (no [keystone_authtoken], and so
+// without any file), their standalone default if they have one.
 func Load(files []string, log *slog.Logger) (*Config, error) {
 	return options.load(files, log)
 }
@@ -54,9 +56,6 @@ func Load(files []string, log *slog.Logger) (*Config, error) {
 func (sc schema) load(files []string, log *slog.Logger) (*Config, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
-	}
-	if len(files) == 0 {
-		return nil, ErrNoFiles
 	}
 	c := Default()
 	c.Files = slices.Clone(files)
@@ -70,11 +69,18 @@ func (sc schema) load(files []string, log *slog.Logger) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	c.set = map[string]bool{}
 	for _, o := range sc {
 		s := settings[o]
 		if s == nil {
+			if o.standalone != "" && c.StandaloneMode() {
+				if err := o.set(c, []string{o.standalone}); err != nil {
+					errs = append(errs, fmt.Errorf("standalone default of %s: %w", o.optName, err))
+				}
+			}
 			continue
 		}
+		c.set[o.optName.String()] = true
 		if err := o.set(c, s.raw); err != nil {
 			errs = append(errs, fmt.Errorf("config file %s: %s = %s: %w", s.file, s.as, o.show(last(s.raw)), err))
 		}
@@ -129,6 +135,9 @@ func (sc schema) readFile(c *Config, path string, settings map[*option]*setting,
 		group := normalizeGroup(sec.Name())
 		for _, k := range sec.Keys() {
 			name := k.Name()
+			if group == keystoneGroup && !slices.Contains(c.KeystoneOptions, name) {
+				c.KeystoneOptions = append(c.KeystoneOptions, name)
+			}
 			o, deprecated := sc.lookup(group, name)
 			if o == nil {
 				c.unknown(log, path, optName{group, name})

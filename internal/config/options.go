@@ -41,7 +41,11 @@ type option struct {
 	secret     bool      // never printed
 	multi      bool      // every value given is kept (MultiStrOpt)
 	sample     string    // printed in the sample instead of the default
-	limits     string    // printed in the sample, e.g. "Minimum value: 1"
+	// standalone, when set, is the option's default in standalone mode
+	// (Config.StandaloneMode), where the original's defaults are too slow
+	// for one machine.
+	standalone string
+	limits     string // printed in the sample, e.g. "Minimum value: 1"
 	// set parses the raw values (the last one, or all for a multi option)
 	// into c; the error describes the value, not where it came from.
 	set func(c *Config, raw []string) error
@@ -63,6 +67,10 @@ func secret() mod { return func(o *option) { o.secret = true } }
 // sampleDefault shows s as the default in the sample (for defaults that
 // depend on the machine).
 func sampleDefault(s string) mod { return func(o *option) { o.sample = s } }
+
+// standaloneDefault makes v (as written in a file) the option's default in
+// standalone mode.
+func standaloneDefault(v string) mod { return func(o *option) { o.standalone = v } }
 
 func declare(group, name string, k kind, help string, mods []mod) *option {
 	o := &option{optName: optName{group, name}, kind: k, help: help}

@@ -19,6 +19,12 @@ func (sc schema) writeSample(w io.Writer) error {
 	fmt.Fprintln(b, "#")
 	fmt.Fprintln(b, "# Give it with --config-file (repeatable: later files override earlier")
 	fmt.Fprintln(b, "# ones). Every option is commented out with its default value.")
+	fmt.Fprintln(b, "#")
+	fmt.Fprintln(b, "# Without a [keystone_authtoken] section (or without any file), the")
+	fmt.Fprintln(b, "# orchestrator runs in standalone mode: it serves the network API itself")
+	fmt.Fprintln(b, "# and runs appliances in network namespaces of this machine (see")
+	fmt.Fprintln(b, "# [standalone]); the options marked \"Standalone mode default\" then")
+	fmt.Fprintln(b, "# default to that value instead.")
 	d := Default()
 	var groups []string
 	seen := map[string]bool{}
@@ -41,6 +47,9 @@ func (sc schema) writeSample(w io.Writer) error {
 			}
 			if o.limits != "" {
 				fmt.Fprintf(b, "# %s\n", o.limits)
+			}
+			if o.standalone != "" {
+				fmt.Fprintf(b, "# Standalone mode default: %s\n", o.standalone)
 			}
 			for _, dep := range o.deprecated {
 				fmt.Fprintf(b, "# Deprecated group/name - [%s]/%s\n", dep.group, dep.name)

@@ -17,14 +17,17 @@ var options = schema{
 		"Log at debug level instead of info."),
 	strOpt(DefaultGroup, "state_dir", func(c *Config) *string { return &c.StateDir },
 		"The directory of the orchestrator's embedded database (debug modes, pending work such as accepted deletes). "+
-			"Two orchestrators cannot share it."),
+			"Two orchestrators cannot share it. In standalone mode it also holds the network API's database (netapi/), "+
+			"the appliances' instances (local/) and the certificates of the orchestrator and the appliances (pki/)."),
 	secondsOpt(DefaultGroup, "shutdown_timeout", func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0,
 		"How long a shutdown may take to finish the work under way. Work left is recorded in the state directory "+
 			"and resumed at the next start; no accepted delete is lost."),
 
 	// Management network.
 	strOpt(DefaultGroup, "management_network_id", func(c *Config) *string { return &c.ManagementNetworkID },
-		"The id of the network of the appliances' management ports. Required."),
+		"The id of the network of the appliances' management ports. Required, except in standalone mode, "+
+			"where it is the embedded network API's \"astara-management\" network (made, with an IPv6 SLAAC subnet on "+
+			"management_prefix, if missing)."),
 	strOpt(DefaultGroup, "management_subnet_id", func(c *Config) *string { return &c.ManagementSubnetID },
 		"The id of the management network's subnet, where the orchestrator's own port takes its address "+
 			"(used by the network providers)."),
@@ -32,7 +35,8 @@ var options = schema{
 		"The management network's prefix: its length is given to appliances with their management address."),
 	addrOpt(DefaultGroup, "management_address", func(c *Config) *netip.Addr { return &c.ManagementAddress },
 		"The orchestrator's address on the management network, where appliances send metadata requests. "+
-			"Empty: the network provider's local service port decides (the original always took it from that port)."),
+			"Empty: the network provider's local service port decides (the original always took it from that port); "+
+			"in standalone mode, address 1 of management_prefix, on the management bridge."),
 
 	// Workers.
 	intOpt(DefaultGroup, "num_worker_processes", func(c *Config) *int { return &c.NumWorkerProcesses }, 1,
@@ -57,16 +61,18 @@ var options = schema{
 		"How many boots may fail in a row before the resource goes to ERROR."),
 	secondsOpt(DefaultGroup, "error_state_cooldown", func(c *Config) *time.Duration { return &c.ErrorStateCooldown }, 0,
 		"How long a resource in ERROR holds its events (polls are dropped) before it retries. "+
-			"Operator commands (update, rebuild) do not wait."),
+			"Operator commands (update, rebuild) do not wait.", standaloneDefault("5")),
 	secondsOpt(DefaultGroup, "boot_timeout", func(c *Config) *time.Duration { return &c.BootTimeout }, time.Millisecond,
-		"How long an instance may take to boot (answer) before it is replaced, and how long deleting one may take."),
+		"How long an instance may take to boot (answer) before it is replaced, and how long deleting one may take.",
+		standaloneDefault("60")),
 	secondsOpt(DefaultGroup, "boot_check_interval", func(c *Config) *time.Duration { return &c.BootCheckInterval }, time.Millisecond,
-		"How often a booting instance is checked."),
+		"How often a booting instance is checked (a namespace boots in about 0.1 s, a VM in tens of seconds).",
+		standaloneDefault("0.05")),
 	secondsOpt(DefaultGroup, "retry_delay", func(c *Config) *time.Duration { return &c.RetryDelay }, time.Millisecond,
 		"The delay between retries of a configuration push, and the first delay before retrying a failed step "+
-			"(doubled on each failure, up to max_retry_delay)."),
+			"(doubled on each failure, up to max_retry_delay).", standaloneDefault("0.2")),
 	secondsOpt(DefaultGroup, "max_retry_delay", func(c *Config) *time.Duration { return &c.MaxRetryDelay }, time.Millisecond,
-		"The longest delay before retrying a failed step."),
+		"The longest delay before retrying a failed step.", standaloneDefault("5")),
 	intOpt(DefaultGroup, "max_replugs", func(c *Config) *int { return &c.MaxReplugs }, 1,
 		"How many replugs in a row may leave an instance's interfaces mismatched before it is replaced."),
 	intOpt(DefaultGroup, "max_retries", func(c *Config) *int { return &c.MaxRetries }, 1,
@@ -78,7 +84,8 @@ var options = schema{
 	secondsOpt(DefaultGroup, "hotplug_timeout", func(c *Config) *time.Duration { return &c.HotplugTimeout }, time.Millisecond,
 		"How long to wait for an appliance to see interfaces attached or detached."),
 	secondsOpt(DefaultGroup, "health_check_period", func(c *Config) *time.Duration { return &c.HealthCheckPeriod }, time.Millisecond,
-		"How often every managed resource is polled (with 10% jitter). A resource not seen for two periods is shown as stale."),
+		"How often every managed resource is polled (with 10% jitter). A resource not seen for two periods is shown as stale. "+
+			"(In standalone mode an appliance whose agent exits is polled at once.)", standaloneDefault("10")),
 
 	// Router configuration.
 	asnOpt(DefaultGroup, "asn", func(c *Config) *uint32 { return &c.ASN },
@@ -95,7 +102,8 @@ var options = schema{
 
 	// Management API.
 	strOpt(DefaultGroup, "api_listen", func(c *Config) *string { return &c.APIListen },
-		"The address the management API listens on. Without [api] auth_token it must be a loopback address."),
+		"The address the management API listens on. Without [api] auth_token it must be a loopback address.",
+		standaloneDefault("127.0.0.1")),
 	numOpt(DefaultGroup, "api_port", kindPort, func(c *Config) *uint16 { return &c.APIPort }, 0, 65535,
 		"The port of the management API (0: any free port).", deprecatedName(DefaultGroup, "rug_api_port")),
 	strOpt("api", "auth_token", func(c *Config) *string { return &c.API.AuthToken },
@@ -149,6 +157,24 @@ var options = schema{
 		"The key (PEM) of tls_cert_file."),
 	strOpt("astara_appliance", "tls_server_name", func(c *Config) *string { return &c.Appliance.TLSServerName },
 		"The name appliances' certificates are checked against; empty: their management address."),
+
+	// Standalone mode.
+	strOpt("standalone", "network_api_listen", func(c *Config) *string { return &c.Standalone.NetworkAPIListen },
+		"Where the embedded network API (Neutron's v2.0 API, no authentication: keep it on loopback) listens, host:port."),
+	strOpt("standalone", "appliance_binary", func(c *Config) *string { return &c.Standalone.ApplianceBinary },
+		"The astara-appliance agent run in each appliance's network namespace. Empty: astara-appliance next to "+
+			"astara-orchestrator, else in PATH."),
+	listOpt("standalone", "external_interfaces", func(c *Config) *[]string { return &c.Standalone.ExternalInterfaces },
+		"Host interfaces to plug into the bridges of networks, as <network name or id>:<interface>, e.g. "+
+			"public:eth1, so that an external network reaches beyond this machine. Other networks' bridges stay "+
+			"local. A network named here that does not exist yet is found at the next start."),
+	boolOpt("standalone", "appliance_tls", func(c *Config) *bool { return &c.Standalone.ApplianceTLS },
+		"Mutual TLS between the orchestrator and the appliances' API, with a CA and certificates made once under "+
+			"state_dir/pki. Off: plain HTTP on the management bridge."),
+	boolOpt("standalone", "publish_notifications", func(c *Config) *bool { return &c.Standalone.PublishNotifications },
+		"Also publish the embedded network API's notifications to the broker of [DEFAULT] transport_url, "+
+			"on neutron_control_exchange, as Neutron does (for other consumers); the orchestrator itself "+
+			"takes them in process."),
 }
 
 // unused are options of the original Astara that this orchestrator does
