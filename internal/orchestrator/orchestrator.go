@@ -63,6 +63,9 @@ type Deps struct {
 	// follows [DEFAULT] debug, at the start and on config-reload.
 	Logger   *slog.Logger
 	LogLevel *slog.LevelVar
+	// Collectors are more metrics for the management API's /metrics
+	// (those of the providers, say).
+	Collectors []prometheus.Collector
 }
 
 // Orchestrator is one running orchestrator.
@@ -84,8 +87,9 @@ type Orchestrator struct {
 	sched     *scheduler.Scheduler
 	api       *mgmt.Server
 	inspector *health.Inspector
-	apiAddr   atomic.Value       // net.Addr, once listening
-	cancel    context.CancelFunc // stops the intake, populate and health
+	live      atomic.Pointer[scheduler.Scheduler] // set while running, for PollRouter
+	apiAddr   atomic.Value                        // net.Addr, once listening
+	cancel    context.CancelFunc                  // stops the intake, populate and health
 	producers sync.WaitGroup
 	serving   chan struct{} // closed when the API's Serve returned
 	fatal     chan error
@@ -109,6 +113,9 @@ func New(cfg *config.Config, deps Deps) (*Orchestrator, error) {
 	}
 	if err := Check(cfg); err != nil {
 		return nil, fmt.Errorf("orchestrator: %w", err)
+	}
+	if cfg.ManagementNetworkID == "" {
+		return nil, errors.New("orchestrator: [DEFAULT] management_network_id: required")
 	}
 	log := deps.Logger
 	if log == nil {
@@ -227,8 +234,8 @@ func (o *Orchestrator) Start(ctx context.Context) (err error) {
 		Token:        cfg.API.AuthToken,
 		RouterTenant: o.routerTenant,
 		StaleAfter:   func() time.Duration { return health.StaleAfter(o.inspector.Period()) },
-		Collectors: []prometheus.Collector{o.metrics.events, o.metrics.appliance,
-			newIntakeCollector(o.deps.Source), newHealthCollector(o.inspector)},
+		Collectors: append([]prometheus.Collector{o.metrics.events, o.metrics.appliance,
+			newIntakeCollector(o.deps.Source), newHealthCollector(o.inspector)}, o.deps.Collectors...),
 		Logger: o.log,
 	})
 	if err != nil {
@@ -266,6 +273,7 @@ func (o *Orchestrator) Start(ctx context.Context) (err error) {
 		}
 	}()
 	o.running = true
+	o.live.Store(o.sched)
 	o.apiAddr.Store(addr)
 	o.log.Info("orchestrator started", "host", cfg.Host, "api", addr.String(), "state_dir", cfg.StateDir,
 		"workers", cfg.NumWorkerProcesses, "health_check_period", cfg.HealthCheckPeriod, "management_address", o.mgmtAddr.String())
@@ -282,6 +290,39 @@ func (o *Orchestrator) routerTenant(ctx context.Context, id string) (string, err
 	return r.TenantID, nil
 }
 
+// ErrNotRunning is returned by PollRouter when the orchestrator is not
+// running (the start-up poll covers what happened before it started).
+var ErrNotRunning = errors.New("orchestrator: not running")
+
+// PollRouter dispatches a POLL of a router now, for whoever learns first
+// that its appliance died (the local compute provider sees its agent exit)
+// rather than wait for the health poll; origin names it in the metrics.
+// The tenant is the one the router is managed under, else the network
+// API's. A router that is gone is not polled: the error wraps
+// provider.ErrNotFound.
+func (o *Orchestrator) PollRouter(ctx context.Context, id, origin string) error {
+	sched := o.live.Load()
+	if sched == nil {
+		return ErrNotRunning
+	}
+	tenant := ""
+	if st, ok := sched.Resource(id); ok {
+		tenant = st.Resource.TenantID
+	} else {
+		t, err := o.routerTenant(ctx, id)
+		if err != nil {
+			return fmt.Errorf("orchestrator: polling router %s: %w", id, err)
+		}
+		tenant = t
+	}
+	ev := event.Event{Resource: event.Resource{Driver: event.DriverRouter, ID: id, TenantID: tenant},
+		Action: event.Poll, Source: origin}
+	if err := (countingSink{next: sched, origin: origin, m: o.metrics}).Dispatch(ctx, ev); err != nil {
+		return fmt.Errorf("orchestrator: polling router %s: %w", id, err)
+	}
+	return nil
+}
+
 // Stop stops the orchestrator: the intake, the start-up poll and the health
 // poll first (nothing new is accepted); then the scheduler, which finishes
 // what it can until ctx ends and records what is left for the next start;
@@ -294,6 +335,7 @@ func (o *Orchestrator) Stop(ctx context.Context) error {
 		return nil
 	}
 	o.running = false
+	o.live.Store(nil)
 	var errs []error
 	o.cancel()
 	o.producers.Wait()

@@ -367,3 +367,43 @@ func TestOpenProvidersSaysWhy(t *testing.T) {
 		t.Errorf("OpenProviders: %v", err)
 	}
 }
+
+func TestPollRouter(t *testing.T) {
+	e := newFakeEnv(t, map[string]string{"DEFAULT": "health_check_period = 3600"})
+	a := e.api
+	wait := 30 * time.Second
+	nstest.WaitFor(t, wait, "the existing routers managed", func() bool {
+		return len(a.resources("state=configured")) == 2
+	})
+	before, _ := a.resource(routerA)
+	if err := e.o.PollRouter(context.Background(), routerA, "exit"); err != nil {
+		t.Fatal(err)
+	}
+	nstest.WaitFor(t, wait, "router A polled", func() bool {
+		r, _ := a.resource(routerA)
+		return r.LastSeen.After(before.LastSeen)
+	})
+	if got := a.metric(`astara_events_total{action="poll",origin="exit",result="accepted"}`); got != "1" {
+		t.Errorf("exit polls counted: %q", got)
+	}
+	// A router it does not manage yet: the network API names its tenant.
+	if err := e.net.AddRouter(provider.Router{ID: routerN, TenantID: tenantB}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.o.PollRouter(context.Background(), routerN, "exit"); err != nil {
+		t.Fatal(err)
+	}
+	nstest.WaitFor(t, wait, "router N managed", func() bool {
+		r, ok := a.resource(routerN)
+		return ok && r.Resource.TenantID == tenantB
+	})
+	if err := e.o.PollRouter(context.Background(), "dddddddd-0000-0000-0000-00000000000d", "exit"); !errors.Is(err, provider.ErrNotFound) {
+		t.Errorf("a router that is gone: %v", err)
+	}
+	if err := e.o.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.o.PollRouter(context.Background(), routerA, "exit"); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("stopped: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/astara-go/astara/internal/config"
 	"github.com/astara-go/astara/internal/provider"
@@ -23,14 +24,18 @@ type Providers struct {
 // ErrNoProvider is returned by OpenProviders while no provider exists.
 var ErrNoProvider = errors.New("no network or compute provider available")
 
-// OpenProviders returns the network and compute providers the
-// configuration describes. None exists yet: the OpenStack providers
-// (Neutron and Nova, configured by [keystone_authtoken]) and the
-// standalone ones (the embedded network API and local namespaces) come
-// next; until then it always fails, saying so.
+// OpenProviders returns the network and compute providers of the OpenStack
+// cloud the configuration describes ([keystone_authtoken]): Neutron and
+// Nova. They are not implemented yet: it always fails, saying so.
+// Standalone mode (no [keystone_authtoken]) has its own providers, which
+// the standalone package assembles.
 func OpenProviders(ctx context.Context, cfg *config.Config) (Providers, error) {
-	return Providers{}, fmt.Errorf("%w: "+
-		"the OpenStack providers (Neutron and Nova, configured in [keystone_authtoken]) and the standalone "+
-		"providers (embedded network API, local namespaces) are not implemented in this version: "+
-		"astara-orchestrator can only check a configuration (--check-config) and print a sample (--print-sample-config)", ErrNoProvider)
+	if cfg.StandaloneMode() {
+		return Providers{}, fmt.Errorf("%w: the configuration describes standalone mode (no [keystone_authtoken]): "+
+			"run it with the standalone package", ErrNoProvider)
+	}
+	return Providers{}, fmt.Errorf("%w: [keystone_authtoken] is configured (%s), but the OpenStack providers "+
+		"(Neutron and Nova) are not implemented in this version: remove [keystone_authtoken] to run standalone mode "+
+		"(the embedded network API and appliances in local network namespaces)", ErrNoProvider,
+		strings.Join(cfg.KeystoneOptions, ", "))
 }

@@ -23,10 +23,11 @@ import (
 // anything: the management network, the management API's token rule, the
 // provider rules file, the appliance client's TLS files and the broker
 // URLs. The management address may come from the network provider, so it
-// is not required here (New requires it).
+// is not required here (New requires it); in standalone mode, neither is
+// the management network (standalone mode makes it).
 func Check(cfg *config.Config) error {
 	var errs []error
-	if cfg.ManagementNetworkID == "" {
+	if cfg.ManagementNetworkID == "" && !cfg.StandaloneMode() {
 		errs = append(errs, errors.New("[DEFAULT] management_network_id: required"))
 	}
 	if err := mgmt.CheckBinding(cfg.APIAddress(), cfg.API.AuthToken); err != nil {

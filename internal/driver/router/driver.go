@@ -126,6 +126,22 @@ func (d *Driver) InstanceIndex(name string) (int, bool) {
 	return n, true
 }
 
+// ParseInstanceName returns the id of the router whose instance is named
+// name (ak-router-<id>_<n>, or a bare ak-router-<id>), and whether name is
+// a router instance's name at all.
+func ParseInstanceName(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, "ak-"+ResourceName+"-")
+	if !ok {
+		return "", false
+	}
+	if i := strings.LastIndexByte(rest, '_'); i > 0 {
+		if _, ok := (&Driver{id: rest[:i]}).InstanceIndex(name); ok {
+			return rest[:i], true
+		}
+	}
+	return rest, rest != "" // a bare ak-router-<id>
+}
+
 // Router reads the router; provider.ErrNotFound when it is gone.
 func (d *Driver) Router(ctx context.Context) (*provider.Router, error) {
 	r, err := d.net.GetRouter(ctx, d.id)

@@ -68,6 +68,17 @@ func TestNames(t *testing.T) {
 			t.Errorf("InstanceIndex(%s) accepted", name)
 		}
 	}
+	for name, want := range map[string]string{"ak-router-router-1_0": "router-1", "ak-router-d21c0ae3-c23f_12": "d21c0ae3-c23f",
+		"ak-router-r": "r", "ak-router-a_b": "a_b", "ak-router-a_1_2": "a_1"} {
+		if id, ok := ParseInstanceName(name); !ok || id != want {
+			t.Errorf("ParseInstanceName(%s) = %q, %v; want %q", name, id, ok, want)
+		}
+	}
+	for _, name := range []string{"ak-router-", "ak-loadbalancer-x_0", "router-1_0", ""} {
+		if id, ok := ParseInstanceName(name); ok {
+			t.Errorf("ParseInstanceName(%s) = %q", name, id)
+		}
+	}
 	if _, err := New(nil, Config{}, "r", nil); err == nil || !strings.Contains(err.Error(), "management network id") || !strings.Contains(err.Error(), "orchestrator address") {
 		t.Errorf("New with an empty config: %v", err)
 	}
