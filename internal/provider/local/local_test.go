@@ -1037,3 +1037,27 @@ func TestOnExit(t *testing.T) {
 	kill()
 	expect("an agent a previous provider started")
 }
+
+// ReadInstances shows what runs, from outside the provider that holds the
+// state directory.
+func TestReadInstances(t *testing.T) {
+	w := newWorld(t)
+	if got, err := local.ReadInstances(w.opts.StateDir); err != nil || len(got) != 0 {
+		t.Fatalf("no instance: %+v, %v", got, err)
+	}
+	pa := w.port("port-a", "net-a")
+	in := w.boot(w.c, w.spec("ak-router-r1_0", 2, pa))
+	got, err := local.ReadInstances(w.opts.StateDir)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("ReadInstances = %+v, %v", got, err)
+	}
+	i := got[0]
+	if i.ID != in.ID || i.Name != "ak-router-r1_0" || i.Namespace != w.c.Namespace(in.ID) || !nstest.Alive(i.PID) ||
+		i.LogFile != w.c.LogFile(in.ID) || !i.Created.Equal(in.Created) {
+		t.Errorf("instance %+v; booted %+v", i, in)
+	}
+	if len(i.Ports) != 2 || i.Ports[0].Bridge != w.opts.ManagementBridge || i.Ports[1].ID != "port-a" ||
+		i.Ports[1].MAC != pa.MAC || i.Ports[1].Device != "eth1" || i.Ports[1].Bridge != mustBridge(t, w.c, "net-a") {
+		t.Errorf("ports %+v", i.Ports)
+	}
+}
