@@ -44,7 +44,13 @@ request subnet-mask, broadcast-address, routers, domain-name-servers, host-name,
 // DHCP runs a DHCP client on eth0 of namespace ns until it holds a lease,
 // applies it (address, MTU, default route) and returns it. dir keeps the
 // client's files. The client stays running (it renews) until the lab closes.
-func (l *Lab) DHCP(ctx context.Context, ns, dir string) (Lease, error) {
+func (l *Lab) DHCP(ctx context.Context, ns, dir string) (Lease, error) { return DHCP(ctx, ns, dir) }
+
+// DHCP runs a DHCP client on eth0 of namespace ns until it holds a lease,
+// applies it (address, MTU, default route) and returns it. dir keeps the
+// client's files. The client stays running (it renews) until whatever runs
+// in the namespace is killed (KillNamespace).
+func DHCP(ctx context.Context, ns, dir string) (Lease, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Lease{}, err
 	}
@@ -61,7 +67,7 @@ func (l *Lab) DHCP(ctx context.Context, ns, dir string) (Lease, error) {
 	pidFile := filepath.Join(dir, "dhclient.pid")
 	if b, err := os.ReadFile(pidFile); err == nil {
 		// A client from an earlier call: release nothing, just stop it.
-		_, _ = l.Exec(ctx, ns, "kill", strings.TrimSpace(string(b)))
+		_ = Command(ctx, ns, "kill", strings.TrimSpace(string(b))).Run()
 	}
 	cmd := Command(ctx, ns, "dhclient", "-1", "-4", "-cf", conf, "-sf", script,
 		"-lf", filepath.Join(dir, "dhclient.leases"), "-pf", pidFile, "eth0")
