@@ -1,10 +1,13 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -26,6 +29,24 @@ func (c *Config) BrokerURLs() ([]string, error) {
 		return nil, nil
 	}
 	return parseTransportURL(raw, c.Rabbit.SSL)
+}
+
+// BrokerTLS returns the TLS configuration of amqps:// broker connections:
+// the CA certificates of [oslo_messaging_rabbit] ssl_ca_file, or nil (the
+// system's roots) when there is none.
+func (c *Config) BrokerTLS() (*tls.Config, error) {
+	if !c.Rabbit.SSL || c.Rabbit.SSLCAFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(c.Rabbit.SSLCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("[oslo_messaging_rabbit] ssl_ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("[oslo_messaging_rabbit] ssl_ca_file %s: no PEM certificate", c.Rabbit.SSLCAFile)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
 }
 
 // parseTransportURL converts an oslo.messaging transport URL. The error

@@ -1,12 +1,9 @@
 package orchestrator
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/astara-go/astara/internal/config"
 	"github.com/astara-go/astara/internal/event"
@@ -46,16 +43,8 @@ func NewAMQPSource(cfg *config.Config, log *slog.Logger) (*intake.AMQPSource, er
 		return nil, errors.New("[oslo_messaging_notifications] topics: no topic to consume")
 	}
 	amqpCfg := intake.AMQPConfig{URLs: urls, Host: cfg.Host, Bindings: bindings, Normalizer: Normalizer(cfg), Logger: log}
-	if cfg.Rabbit.SSL && cfg.Rabbit.SSLCAFile != "" {
-		pem, err := os.ReadFile(cfg.Rabbit.SSLCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("[oslo_messaging_rabbit] ssl_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("[oslo_messaging_rabbit] ssl_ca_file %s: no PEM certificate", cfg.Rabbit.SSLCAFile)
-		}
-		amqpCfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	if amqpCfg.TLS, err = cfg.BrokerTLS(); err != nil {
+		return nil, err
 	}
 	src, err := intake.NewAMQPSource(amqpCfg)
 	if err != nil {
