@@ -109,7 +109,7 @@ func (c Config) build(in Input) (*model.Document, error) {
 	r := in.Router
 	doc := &model.Document{
 		TenantID:     r.TenantID,
-		Hostname:     "ak-" + r.TenantID,
+		Hostname:     applianceHostname(r.TenantID),
 		ASN:          c.ASN,
 		NeighborASN:  c.NeighborASN,
 		HAResource:   r.HA,
@@ -291,4 +291,18 @@ func defaultV4Gateway(ext *model.Network) netip.Addr {
 		}
 	}
 	return netip.Addr{}
+}
+
+// applianceHostname is the appliance's host name: "ak-" and the tenant id, as the
+// original, made a valid RFC 1123 label (a project id of a no-auth or
+// LDAP-backed cloud may hold any character): lower case, other characters
+// than letters, digits and '-' replaced by '-', at most 63 bytes.
+func applianceHostname(tenantID string) string {
+	b := []byte("ak-" + strings.ToLower(tenantID))
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			b[i] = '-'
+		}
+	}
+	return strings.TrimRight(string(b[:min(len(b), 63)]), "-")
 }

@@ -307,3 +307,17 @@ func TestBuildErrors(t *testing.T) {
 		t.Errorf("a config without the orchestrator's address: %v", err)
 	}
 }
+
+func TestApplianceHostname(t *testing.T) {
+	for in, want := range map[string]string{
+		"2b5b4a2c5f3e4e8a9d0c1b2a3f4e5d6c": "ak-2b5b4a2c5f3e4e8a9d0c1b2a3f4e5d6c",
+		"fake_project_id":                  "ak-fake-project-id",
+		"Demo.Project":                     "ak-demo-project",
+		"x__":                              "ak-x",
+		strings.Repeat("a", 80):            "ak-" + strings.Repeat("a", 60),
+	} {
+		if got := applianceHostname(in); got != want {
+			t.Errorf("applianceHostname(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
