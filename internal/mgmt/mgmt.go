@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/astara-go/astara/internal/event"
+	"github.com/astara-go/astara/internal/state"
 	"github.com/astara-go/astara/internal/store"
 	"github.com/astara-go/astara/internal/worker"
 )
@@ -64,6 +65,10 @@ type Options struct {
 	// before it is shown as stale (health.StaleAfter of the health check
 	// period); nil: none is.
 	StaleAfter func() time.Duration
+	// Status returns the status a resource in instance state st has in
+	// the network API (a router's ACTIVE, BUILD, DOWN or ERROR), shown as
+	// "status"; nil, or false: none is shown.
+	Status func(r event.Resource, st state.InstanceState) (string, bool)
 	// Collectors are exposed on /metrics besides the scheduler's own.
 	Collectors []prometheus.Collector
 	// CommandTimeout bounds one command (DefaultCommandTimeout if zero).

@@ -17,6 +17,7 @@ import (
 	"github.com/astara-go/astara/internal/event"
 	"github.com/astara-go/astara/internal/scheduler"
 	"github.com/astara-go/astara/internal/state/statetest"
+	"github.com/astara-go/astara/internal/state"
 	"github.com/astara-go/astara/internal/store"
 	"github.com/astara-go/astara/internal/worker"
 )
@@ -60,6 +61,9 @@ func newRealEnv(t *testing.T, reload func(context.Context) (worker.Config, error
 			return "tenant-of-" + id, nil
 		},
 		Collectors: []prometheus.Collector{counterCollector()},
+		Status: func(_ event.Resource, st state.InstanceState) (string, bool) {
+			return strings.ToUpper(st.String()), st != state.Gone
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +114,7 @@ type resourceJSON struct {
 	LastSeen    time.Time         `json:"last_seen"`
 	Transitions []json.RawMessage `json:"transitions"`
 	Stale       bool              `json:"stale"`
+	Status      string            `json:"status"`
 }
 
 type resourceList struct {
@@ -243,7 +248,7 @@ func TestRealSchedulerReads(t *testing.T) {
 			}
 		}
 		rv := get[resourceJSON](t, e.h, "/resources/broken")
-		if rv.Instance != "error" || rv.LastError == "" || len(rv.Transitions) == 0 || rv.ErrorSince.IsZero() || rv.LastSeen.IsZero() {
+		if rv.Instance != "error" || rv.Status != "ERROR" || rv.LastError == "" || len(rv.Transitions) == 0 || rv.ErrorSince.IsZero() || rv.LastSeen.IsZero() {
 			t.Errorf("broken resource: %+v", rv)
 		}
 		if code, body := do(t, e.h, "GET", "/resources/nope", ""); code != 404 {

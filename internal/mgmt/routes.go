@@ -290,6 +290,9 @@ type ResourceView struct {
 	// Stale is set when the resource missed health polls: it drops them
 	// (ERROR), is left alone (debug mode), or its worker is behind.
 	Stale bool `json:"stale"`
+	// Status is the resource's status as published in the network API
+	// (a router's ACTIVE, BUILD, DOWN or ERROR), for its instance state.
+	Status string `json:"status,omitempty"`
 }
 
 // stale says whether a resource missed polls, as of now.
@@ -301,7 +304,13 @@ func (s *Server) stale(rs worker.ResourceStatus, now time.Time) bool {
 }
 
 func (s *Server) view(rs worker.ResourceStatus, now time.Time) ResourceView {
-	return ResourceView{ResourceStatus: rs, Stale: s.stale(rs, now)}
+	v := ResourceView{ResourceStatus: rs, Stale: s.stale(rs, now)}
+	if s.opts.Status != nil {
+		if st, ok := s.opts.Status(rs.Resource, rs.Instance); ok {
+			v.Status = st
+		}
+	}
+	return v
 }
 
 // filters of GET /resources.

@@ -234,6 +234,7 @@ func (o *Orchestrator) Start(ctx context.Context) (err error) {
 		Token:        cfg.API.AuthToken,
 		RouterTenant: o.routerTenant,
 		StaleAfter:   func() time.Duration { return health.StaleAfter(o.inspector.Period()) },
+		Status:       resourceStatus,
 		Collectors: append([]prometheus.Collector{o.metrics.events, o.metrics.appliance,
 			newIntakeCollector(o.deps.Source), newHealthCollector(o.inspector)}, o.deps.Collectors...),
 		Logger: o.log,

@@ -13,6 +13,7 @@ import (
 	"github.com/astara-go/astara/internal/appliance/model"
 	"github.com/astara-go/astara/internal/config"
 	"github.com/astara-go/astara/internal/driver/router"
+	"github.com/astara-go/astara/internal/event"
 	"github.com/astara-go/astara/internal/instance"
 	"github.com/astara-go/astara/internal/mgmt"
 	"github.com/astara-go/astara/internal/state"
@@ -151,4 +152,13 @@ func loadLabels(path string, log *slog.Logger) (map[string][]netip.Prefix, error
 		}
 	}
 	return labels, nil
+}
+
+// resourceStatus is the status a resource in instance state st has in
+// the network API, for the management API.
+func resourceStatus(r event.Resource, st state.InstanceState) (string, bool) {
+	if r.Driver != event.DriverRouter {
+		return "", false
+	}
+	return router.Status(st)
 }
