@@ -2,9 +2,13 @@
 // network's notifications, keeps a state machine per router, and boots,
 // configures, health-checks, repairs and deletes the routers' appliances.
 //
+// Without [keystone_authtoken] (and so without any configuration file) it
+// runs standalone mode: it serves the network API itself and runs the
+// appliances in network namespaces of this machine (see standalone).
+//
 // Usage:
 //
-//	astara-orchestrator [--config-file FILE]... [--check-config | --print-sample-config | --version]
+//	astara-orchestrator [--config-file FILE]... [--check-config | --print-sample-config | --version | --purge]
 package main
 
 import (
@@ -24,6 +28,7 @@ import (
 
 	"github.com/astara-go/astara/internal/config"
 	"github.com/astara-go/astara/internal/orchestrator"
+	"github.com/astara-go/astara/internal/standalone"
 )
 
 // defaultConfigFile is read when no --config-file is given, as the
@@ -52,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sample := flags.Bool("print-sample-config", false, "print a commented sample configuration with every option and its default, and exit")
 	check := flags.Bool("check-config", false, "check the configuration files, and exit")
 	version := flags.Bool("version", false, "print the version, and exit")
+	purge := flags.Bool("purge", false, "standalone mode: remove every appliance, bridge and the state directory "+
+		"(stop the orchestrator first), and exit")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -77,11 +84,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	level := new(slog.LevelVar)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if len(cfgFiles) == 0 {
-		if _, err := os.Stat(defaultConfigFile); errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintf(stderr, "astara-orchestrator: no configuration: give --config-file (%s does not exist)\n", defaultConfigFile)
-			return 2
+		if _, err := os.Stat(defaultConfigFile); err == nil {
+			cfgFiles = files{defaultConfigFile}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(stderr, "astara-orchestrator: %v\n", err)
+			return 1
 		}
-		cfgFiles = files{defaultConfigFile}
+		// No file: standalone mode with its defaults.
 	}
 	cfg, err := config.Load(cfgFiles, log)
 	if err != nil {
@@ -91,13 +100,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.Debug {
 		level.Set(slog.LevelDebug)
 	}
-	if err := orchestrator.Check(cfg); err != nil {
+	if *purge {
+		if !cfg.StandaloneMode() {
+			fmt.Fprintln(stderr, "astara-orchestrator: --purge: [keystone_authtoken] is configured: not standalone mode")
+			return 2
+		}
+		if err := standalone.Purge(ctx, cfg, log); err != nil {
+			fmt.Fprintf(stderr, "astara-orchestrator: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	if cfg.StandaloneMode() {
+		err = standalone.Check(cfg) // first: it says which options standalone mode ignores
+	}
+	if err == nil {
+		err = orchestrator.Check(cfg)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "astara-orchestrator: invalid configuration:\n%v\n", err)
 		return 1
 	}
 	if *check {
-		fmt.Fprintf(stdout, "configuration OK (%s; %d warnings)\n", strings.Join(cfg.Files, ", "), len(cfg.Warnings))
+		fmt.Fprintf(stdout, "configuration OK (%s; %s; %d warnings)\n", describeFiles(cfg.Files), mode(cfg), len(cfg.Warnings))
 		return 0
+	}
+	if cfg.StandaloneMode() {
+		return runStandalone(ctx, cfg, log, level, stderr)
 	}
 
 	p, err := orchestrator.OpenProviders(ctx, cfg)
@@ -121,6 +150,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// runStandalone runs standalone mode until ctx ends; it returns the exit
+// status.
+func runStandalone(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, stderr io.Writer) int {
+	s, err := standalone.Open(ctx, cfg, standalone.Options{Logger: log, LogLevel: level})
+	if err != nil {
+		fmt.Fprintf(stderr, "astara-orchestrator: %v\n", err)
+		return 1
+	}
+	if err := s.Run(ctx); err != nil {
+		log.Error("astara-orchestrator failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// describeFiles names the configuration files, or says there are none.
+func describeFiles(files []string) string {
+	if len(files) == 0 {
+		return "no configuration file"
+	}
+	return strings.Join(files, ", ")
+}
+
+// mode names the mode the configuration describes.
+func mode(cfg *config.Config) string {
+	if cfg.StandaloneMode() {
+		return "standalone mode"
+	}
+	return "OpenStack mode"
 }
 
 // versionString returns the module version and the Go version.

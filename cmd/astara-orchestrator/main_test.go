@@ -25,10 +25,14 @@ func writeFile(t *testing.T, content string) string {
 	return p
 }
 
+// good describes an OpenStack cloud.
 const good = `[DEFAULT]
 management_network_id = mgt-net
 api_listen = 127.0.0.1
 transport_url = rabbit://u:p@rabbit:5672/
+
+[keystone_authtoken]
+auth_url = http://keystone:5000/v3
 `
 
 func TestPrintSampleConfig(t *testing.T) {
@@ -37,7 +41,7 @@ func TestPrintSampleConfig(t *testing.T) {
 		t.Fatalf("exit %d, sample:\n%s", code, out)
 	}
 	// The sample, with the required option set, checks.
-	p := writeFile(t, out+"\n[DEFAULT]\nmanagement_network_id = mgt-net\napi_listen = ::1\n")
+	p := writeFile(t, out+"\n[DEFAULT]\nmanagement_network_id = mgt-net\napi_listen = ::1\n[standalone]\nappliance_binary = /bin/true\n")
 	if code, out, errOut := runCmd(t, "--config-file", p, "--check-config"); code != 0 || !strings.Contains(out, "configuration OK") {
 		t.Errorf("checking the sample: exit %d\n%s%s", code, out, errOut)
 	}
@@ -53,7 +57,7 @@ func TestCheckConfig(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "health_check_period") || !strings.Contains(errOut, override) {
 		t.Errorf("invalid value: exit %d\n%s", code, errOut)
 	}
-	public := writeFile(t, "[DEFAULT]\nmanagement_network_id = m\napi_listen = 0.0.0.0\n")
+	public := writeFile(t, "[DEFAULT]\nmanagement_network_id = m\napi_listen = 0.0.0.0\n[keystone_authtoken]\nauth_url = http://k/v3\n")
 	if code, _, errOut := runCmd(t, "--config-file", public, "--check-config"); code != 1 || !strings.Contains(errOut, "auth_token") {
 		t.Errorf("public API without a token: exit %d\n%s", code, errOut)
 	}
@@ -78,5 +82,24 @@ func TestFlags(t *testing.T) {
 	}
 	if code, _, _ := runCmd(t, "extra"); code != 2 {
 		t.Errorf("argument: exit %d", code)
+	}
+}
+
+func TestStandaloneCheck(t *testing.T) {
+	ok := writeFile(t, "[standalone]\nappliance_binary = /bin/true\n")
+	if code, out, errOut := runCmd(t, "--config-file", ok, "--check-config"); code != 0 || !strings.Contains(out, "standalone mode") {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+	missing := writeFile(t, "[standalone]\nappliance_binary = /nonexistent/astara-appliance\n")
+	code, _, errOut := runCmd(t, "--config-file", missing, "--check-config")
+	if code != 1 || !strings.Contains(errOut, "appliance_binary") {
+		t.Errorf("missing agent: exit %d\n%s", code, errOut)
+	}
+	tls := writeFile(t, "[standalone]\nappliance_binary = /bin/true\n[astara_appliance]\ntls_ca_file = /etc/ca.pem\n")
+	if code, _, errOut := runCmd(t, "--config-file", tls, "--check-config"); code != 1 || !strings.Contains(errOut, "tls_ca_file") {
+		t.Errorf("tls option in standalone mode: exit %d\n%s", code, errOut)
+	}
+	if code, _, errOut := runCmd(t, "--config-file", writeFile(t, good), "--purge"); code != 2 || !strings.Contains(errOut, "not standalone") {
+		t.Errorf("--purge in OpenStack mode: exit %d\n%s", code, errOut)
 	}
 }
