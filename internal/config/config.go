@@ -103,6 +103,7 @@ type Config struct {
 // network namespaces of this machine.
 type Standalone struct {
 	NetworkAPIListen     string   // network_api_listen
+	ManagementBridge     string   // management_bridge
 	ApplianceBinary      string   // appliance_binary
 	ExternalInterfaces   []string // external_interfaces: <network name or id>:<host interface>
 	ApplianceTLS         bool     // appliance_tls
@@ -112,6 +113,10 @@ type Standalone struct {
 // DefaultNetworkAPIListen is where standalone mode serves the network API
 // by default: Neutron's port, on loopback.
 const DefaultNetworkAPIListen = "127.0.0.1:9696"
+
+// DefaultManagementBridge is the management network's bridge in
+// standalone mode.
+const DefaultManagementBridge = "astara-mgmt"
 
 // API is the [api] group: the management API.
 type API struct {
@@ -203,7 +208,7 @@ func Default() *Config {
 		Router:        Router{MgtServicePort: 5000},
 		Appliance:     Appliance{MaxSleep: 15 * time.Second},
 		Notifications: Notifications{Topics: []string{"notifications"}},
-		Standalone:    Standalone{NetworkAPIListen: DefaultNetworkAPIListen, ApplianceTLS: true},
+		Standalone:    Standalone{NetworkAPIListen: DefaultNetworkAPIListen, ManagementBridge: DefaultManagementBridge, ApplianceTLS: true},
 	}
 }
 
@@ -297,6 +302,9 @@ func (c *Config) validate(from func(optName) string) error {
 	}
 	if _, err := c.ExternalInterfaces(); err != nil {
 		bad(optName{"standalone", "external_interfaces"}, "%v", err)
+	}
+	if b := c.Standalone.ManagementBridge; b == "" || len(b) > 15 || strings.ContainsAny(b, "/: \t\n\x00") || b == "." || b == ".." {
+		bad(optName{"standalone", "management_bridge"}, "%q is not an interface name (1 to 15 bytes, no '/', ':' or spaces)", b)
 	}
 	if _, err := c.BrokerURLs(); err != nil {
 		n := def("transport_url")

@@ -161,6 +161,9 @@ var options = schema{
 	// Standalone mode.
 	strOpt("standalone", "network_api_listen", func(c *Config) *string { return &c.Standalone.NetworkAPIListen },
 		"Where the embedded network API (Neutron's v2.0 API, no authentication: keep it on loopback) listens, host:port."),
+	strOpt("standalone", "management_bridge", func(c *Config) *string { return &c.Standalone.ManagementBridge },
+		"The management network's bridge on this machine, made if missing: the appliances' management ports "+
+			"are plugged into it and the orchestrator's management address is on it."),
 	strOpt("standalone", "appliance_binary", func(c *Config) *string { return &c.Standalone.ApplianceBinary },
 		"The astara-appliance agent run in each appliance's network namespace. Empty: astara-appliance next to "+
 			"astara-orchestrator, else in PATH."),

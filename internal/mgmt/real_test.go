@@ -16,8 +16,8 @@ import (
 
 	"github.com/astara-go/astara/internal/event"
 	"github.com/astara-go/astara/internal/scheduler"
-	"github.com/astara-go/astara/internal/state/statetest"
 	"github.com/astara-go/astara/internal/state"
+	"github.com/astara-go/astara/internal/state/statetest"
 	"github.com/astara-go/astara/internal/store"
 	"github.com/astara-go/astara/internal/worker"
 )

@@ -33,8 +33,8 @@ func Purge(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("standalone: purge: %w", err)
 	}
-	if err := deleteLink(ManagementBridge); err != nil {
-		return fmt.Errorf("standalone: purge: management bridge %s: %w", ManagementBridge, err)
+	if err := deleteLink(cfg.Standalone.ManagementBridge); err != nil {
+		return fmt.Errorf("standalone: purge: management bridge %s: %w", cfg.Standalone.ManagementBridge, err)
 	}
 	if err := os.RemoveAll(cfg.StateDir); err != nil {
 		return fmt.Errorf("standalone: purge: %w", err)
@@ -50,7 +50,7 @@ func purgeInstances(ctx context.Context, cfg *config.Config, dir string, log *sl
 	if err != nil {
 		return fmt.Errorf("standalone: purge: %w", err)
 	}
-	c, err := local.New(local.Options{StateDir: dir, AgentPath: self, ManagementBridge: ManagementBridge,
+	c, err := local.New(local.Options{StateDir: dir, AgentPath: self, ManagementBridge: cfg.Standalone.ManagementBridge,
 		Logger: log.With("component", "local")})
 	if err != nil {
 		return fmt.Errorf("standalone: purge: %w", err)

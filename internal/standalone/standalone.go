@@ -9,8 +9,8 @@
 //
 // Open makes the management network in the embedded API when it is
 // missing (an IPv6 SLAAC subnet on [DEFAULT] management_prefix), plugs the
-// orchestrator into it (address 1 of the prefix on the bridge
-// ManagementBridge) and polls a router at once when its appliance's agent
+// orchestrator into it (address 1 of the prefix on the bridge of
+// [standalone] management_bridge) and polls a router at once when its appliance's agent
 // exits, instead of at the next health poll.
 //
 // Under [DEFAULT] state_dir:
@@ -51,10 +51,6 @@ import (
 // network API (as admin): it owns the management network and the
 // appliances' ports.
 const Project = "astara"
-
-// ManagementBridge is the management network's bridge, where the
-// orchestrator has its management address.
-const ManagementBridge = "astara-mgmt"
 
 // ApplianceBinary is the agent's file name, looked for next to the running
 // program and in PATH when [standalone] appliance_binary is not set.
@@ -296,7 +292,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (_ *System, err
 		AgentArgs:           append([]string{"-ssh-port", "0"}, opts.AgentArgs...),
 		AgentEnv:            opts.AgentEnv,
 		ManagementNetworkID: s.mgmt.networkID,
-		ManagementBridge:    ManagementBridge,
+		ManagementBridge:    cfg.Standalone.ManagementBridge,
 		ManagementAddress:   netip.PrefixFrom(s.mgmtAddr, cfg.ManagementPrefix.Bits()),
 		Uplinks:             uplinks,
 		NamespacePrefix:     opts.NamespacePrefix,
@@ -318,7 +314,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (_ *System, err
 	}
 	s.orch.Store(o)
 	s.log.Info("standalone mode ready", "network_api", s.api.URL(), "management_network_id", s.mgmt.networkID,
-		"management_address", s.mgmtAddr.String(), "management_bridge", ManagementBridge, "agent", s.agentPath,
+		"management_address", s.mgmtAddr.String(), "management_bridge", cfg.Standalone.ManagementBridge, "agent", s.agentPath,
 		"appliance_tls", s.pki != nil, "state_dir", cfg.StateDir)
 	return s, nil
 }
