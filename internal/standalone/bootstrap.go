@@ -122,7 +122,9 @@ func resolveUplinks(ctx context.Context, c *gophercloud.ServiceClient, byName ma
 	for ref, dev := range byName {
 		n, err := networks.Get(ctx, c, ref).Extract()
 		if err == nil {
-			out[n.ID] = dev
+			if err := setUplink(out, n.ID, dev); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
@@ -141,7 +143,9 @@ func resolveUplinks(ctx context.Context, c *gophercloud.ServiceClient, byName ma
 			log.Warn("[standalone] external_interfaces: no such network yet; its interface is plugged at the next start",
 				"network", ref, "interface", dev)
 		case 1:
-			out[found[0].ID] = dev
+			if err := setUplink(out, found[0].ID, dev); err != nil {
+				return nil, err
+			}
 		default:
 			return nil, fmt.Errorf("[standalone] external_interfaces: %d networks are named %s: give its id", len(found), ref)
 		}
@@ -154,4 +158,14 @@ func resolveUplinks(ctx context.Context, c *gophercloud.ServiceClient, byName ma
 		}
 	}
 	return out, nil
+}
+
+// setUplink records dev as network id's uplink, unless the network was
+// given another one (by its name and its id).
+func setUplink(out map[string]string, id, dev string) error {
+	if d, ok := out[id]; ok && d != dev {
+		return fmt.Errorf("[standalone] external_interfaces: network %s is given two interfaces, %s and %s", id, d, dev)
+	}
+	out[id] = dev
+	return nil
 }

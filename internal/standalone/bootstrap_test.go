@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 
@@ -124,7 +125,14 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 func testConfig(t *testing.T) *config.Config {
 	t.Helper()
 	cfg := config.Default()
-	cfg.StateDir = t.TempDir()
+	// Short (not t.TempDir): Check refuses a state directory too long
+	// for the appliances' BIRD control sockets.
+	dir, err := os.MkdirTemp("", "ast-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	cfg.StateDir = dir
 	cfg.Host = "standalone-test"
 	return cfg
 }

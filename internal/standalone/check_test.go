@@ -72,6 +72,8 @@ func TestCheckErrors(t *testing.T) {
 			[]string{"[astara_appliance] tls_server_name"}},
 		{"publish without broker", func(c *config.Config) { c.Standalone.PublishNotifications = true },
 			[]string{"publish_notifications", "transport_url"}},
+		{"long state_dir", func(c *config.Config) { c.StateDir = "/var/lib/" + strings.Repeat("x", 26) },
+			[]string{"state_dir", "longer than 34 bytes", "socket"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config.Default()

@@ -10,6 +10,10 @@ import (
 	"github.com/astara-go/astara/internal/provider"
 )
 
+// errNotRouter is Exit.Err for an instance whose name is not a router
+// appliance's.
+var errNotRouter = errors.New("the instance is no router's appliance")
+
 // exitPollTimeout bounds the dispatch of the poll that follows an agent's
 // exit (the scheduler's queue may be full).
 const exitPollTimeout = 30 * time.Second
@@ -35,21 +39,25 @@ type Exit struct {
 func (s *System) onExit(instanceID, name string) {
 	e := Exit{InstanceID: instanceID, InstanceName: name, At: time.Now()}
 	id, ok := router.ParseInstanceName(name)
-	if !ok {
-		s.exits.WithLabelValues("not_router").Inc()
-		return
+	if ok {
+		e.RouterID = id
 	}
-	e.RouterID = id
-	log := s.log.With("resource_id", id, "instance_id", instanceID, "name", name)
+	log := s.log.With("resource_id", e.RouterID, "instance_id", instanceID, "name", name)
 	o := s.orch.Load()
-	if o == nil {
+	switch {
+	case !ok:
+		e.Err = errNotRouter
+	case o == nil:
 		e.Err = orchestrator.ErrNotRunning
-	} else {
+	default:
 		ctx, cancel := context.WithTimeout(s.ctx, exitPollTimeout)
 		e.Err = o.PollRouter(ctx, id, "exit")
 		cancel()
 	}
 	switch {
+	case errors.Is(e.Err, errNotRouter):
+		s.exits.WithLabelValues("not_router").Inc()
+		log.Warn("an agent exited whose instance is no router's appliance")
 	case e.Err == nil:
 		e.Polled = time.Now()
 		s.exits.WithLabelValues("polled").Inc()

@@ -56,6 +56,11 @@ const Project = "astara"
 // program and in PATH when [standalone] appliance_binary is not set.
 const ApplianceBinary = "astara-appliance"
 
+// maxStateDir is the longest state directory whose appliances' BIRD
+// control socket, local/instances/<id>/state/bird/bird.ctl below it, fits
+// in a Unix socket address (107 bytes and a NUL).
+const maxStateDir = 107 - len("/local/instances/") - 36 - len("/state/bird/bird.ctl")
+
 // pkiValidity is how long the certificates Open makes are valid.
 const pkiValidity = 10 * 365 * 24 * time.Hour
 
@@ -130,6 +135,10 @@ func check(cfg *config.Config, findAgent bool) error {
 	}
 	if _, err := managementAddress(cfg); err != nil {
 		errs = append(errs, err)
+	}
+	if dir, err := filepath.Abs(cfg.StateDir); err == nil && len(dir) > maxStateDir {
+		errs = append(errs, fmt.Errorf("[DEFAULT] state_dir %s: longer than %d bytes: the appliances' BIRD control "+
+			"sockets, deep below it, would not fit in a socket address (108 bytes)", dir, maxStateDir))
 	}
 	a := cfg.Appliance
 	for _, o := range []struct{ name, v string }{{"tls_ca_file", a.TLSCAFile}, {"tls_cert_file", a.TLSCertFile},
@@ -238,7 +247,6 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (_ *System, err
 		}
 		s.pki = &f
 	}
-	s.applyDerived(s.cfg)
 
 	s.src = intake.NewInProcessSource(intake.InProcessConfig{Normalizer: orchestrator.Normalizer(cfg), Logger: s.log})
 	notifiers := []netapi.Notifier{netapi.NotifierFunc(s.src.PublishNotification)}
