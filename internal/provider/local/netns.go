@@ -84,15 +84,28 @@ func createNamespace(ctx context.Context, name string) error {
 	}
 	errc := make(chan error, 1)
 	go func() {
-		// This thread enters the new namespace and never leaves it: it
-		// stays locked, and ends with the goroutine.
+		// This thread enters the new namespace, then goes back to its
+		// own. It stays locked (and the runtime ends it with the
+		// goroutine) unless it is back: had it been the main thread,
+		// which the runtime never ends, the process would show as one of
+		// the namespace's (ip netns pids) and be killed with them.
 		runtime.LockOSThread()
+		orig, err := unix.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- fmt.Errorf("opening the thread's namespace: %w", err)
+			return
+		}
+		defer unix.Close(orig)
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("unshare: %w", err)
 			return
 		}
 		self := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
-		if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
+		err = unix.Mount(self, path, "none", unix.MS_BIND, "")
+		if serr := unix.Setns(orig, unix.CLONE_NEWNET); serr == nil {
+			runtime.UnlockOSThread()
+		}
+		if err != nil {
 			errc <- fmt.Errorf("mounting the namespace on %s: %w", path, err)
 			return
 		}
