@@ -320,15 +320,16 @@ func (a *Applier) realize(ctx context.Context, p *plan, announceAll bool) error 
 	}
 	step("conntrack")
 	announce := append(nres.AddedLocal, nres.AddedV4...)
-	if announceAll && p.extIf != "" {
-		// After a restart (or a failover) neighbours may hold stale entries.
-		announce = announce[:0]
-		for _, l := range p.netif.LocalAddrs {
-			announce = append(announce, l)
-		}
-		if ext := p.doc.External(); ext != nil {
-			for _, a4 := range ext.Interface.Addresses {
-				announce = append(announce, netif.LocalAddr{Addr: a4.Addr(), Dev: p.extIf})
+	if announceAll {
+		// After a restart (or a failover, or on a replacement appliance
+		// whose ports have new MACs) neighbours on every network may hold
+		// stale entries: announce every IPv4 address the router owns.
+		announce = slices.Clone(p.netif.LocalAddrs)
+		for _, in := range p.netif.Interfaces {
+			for _, a4 := range in.Addresses {
+				if a4.Addr().Is4() {
+					announce = append(announce, netif.LocalAddr{Addr: a4.Addr(), Dev: in.Name})
+				}
 			}
 		}
 	}
