@@ -145,7 +145,9 @@ func (c *Client) DeleteFloatingIP(ctx context.Context, id string) error {
 }
 
 // DeleteRouter removes a router's interfaces and deletes it, as a user
-// must (Neutron refuses to delete a router with interfaces).
+// must (Neutron refuses to delete a router with interfaces). Floating IPs
+// associated through it must be deleted first: Neutron refuses to remove
+// their interface (409 RouterInterfaceInUseByFloatingIP).
 func (c *Client) DeleteRouter(ctx context.Context, id string) error {
 	pages, err := ports.List(c.tenant, ports.ListOpts{DeviceID: id, DeviceOwner: "network:router_interface"}).AllPages(ctx)
 	if err != nil {
