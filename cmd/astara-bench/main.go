@@ -4,9 +4,15 @@
 //	astara-bench appliance-fips [-sizes 10,100,1000,10000]
 //	astara-bench orchestrator-intake [-duration 3s]
 //	astara-bench orchestrator-memory [-resources 100000] [-workers 16]
+//	astara-bench standalone-routers [-routers 20]
 //
 // orchestrator-memory measures the heap the orchestrator's workers use per
 // managed resource (target <= 2 KiB), against a naive design.
+//
+// standalone-routers runs standalone mode in this process and times router
+// create → first packet forwarded (target p95 < 1 s) and dead appliance →
+// repaired and forwarding (target p95 < 5 s), against the original's
+// timing defaults (see internal/bench).
 package main
 
 import (
@@ -17,9 +23,11 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/astara-go/astara/internal/appliance/bench"
+	sbench "github.com/astara-go/astara/internal/bench"
 	"github.com/astara-go/astara/internal/intake"
 	"github.com/astara-go/astara/internal/scheduler"
 	"github.com/astara-go/astara/internal/worker"
@@ -48,8 +56,11 @@ func run(ctx context.Context, args []string) error {
 	if len(args) > 0 && args[0] == "orchestrator-memory" {
 		return orchestratorMemory(ctx, args[1:])
 	}
+	if len(args) > 0 && args[0] == "standalone-routers" {
+		return standaloneRouters(ctx, args[1:])
+	}
 	if len(args) == 0 || args[0] != "appliance-fips" {
-		return fmt.Errorf("usage: astara-bench appliance-fips [-sizes 10,100,1000,10000] | orchestrator-intake [-duration 3s] | orchestrator-memory [-resources 100000] [-workers 16]")
+		return fmt.Errorf("usage: astara-bench appliance-fips [-sizes 10,100,1000,10000] | orchestrator-intake [-duration 3s] | orchestrator-memory [-resources 100000] [-workers 16] | standalone-routers [-routers 20]")
 	}
 	fs := flag.NewFlagSet("appliance-fips", flag.ContinueOnError)
 	sizesFlag := fs.String("sizes", "10,100,1000,10000", "comma-separated numbers of floating IPs")
@@ -109,6 +120,30 @@ func orchestratorMemory(ctx context.Context, args []string) error {
 	r, err := worker.MeasureMemory(ctx, *resources, *workers)
 	if err != nil {
 		return fmt.Errorf("orchestrator-memory: %w", err)
+	}
+	r.Print(os.Stdout, bench.Machine())
+	return nil
+}
+
+func standaloneRouters(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("standalone-routers", flag.ContinueOnError)
+	routers := fs.Int("routers", sbench.DefaultRouters, "routers made one at a time (and as many at once) in our system")
+	baseline := fs.Int("baseline-routers", 0, "routers made one at a time (and at once) in the baseline system (default -routers)")
+	concurrent := fs.Bool("concurrent", true, "also make -routers routers at once")
+	shared := fs.Bool("shared-tenant", false, "every router in one project (default: a project per router)")
+	hung := fs.Int("hung", 0, "appliances made unresponsive at once in each system, found by the health poll (default 3, at most -routers)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root (it creates network namespaces and bridges)")
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stop()
+	r, err := sbench.RunStandalone(ctx, sbench.StandaloneOptions{Routers: *routers, BaselineRouters: *baseline,
+		Concurrent: *concurrent, SharedTenant: *shared, Hung: *hung, Progress: os.Stderr})
+	if err != nil {
+		return fmt.Errorf("standalone-routers: %w", err)
 	}
 	r.Print(os.Stdout, bench.Machine())
 	return nil
