@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/astara-go/astara/internal/appliance/lab"
 )
@@ -67,7 +68,9 @@ func RemoveHost(ns string) error {
 		}
 	}
 	if l, err := netlink.LinkByName(ns); err == nil {
-		if err := netlink.LinkDel(l); err != nil && !errors.As(err, new(netlink.LinkNotFoundError)) {
+		// Deleting the namespace deletes the veth's host end too, but
+		// not at once: it may vanish under LinkDel.
+		if err := netlink.LinkDel(l); err != nil && !errors.As(err, new(netlink.LinkNotFoundError)) && !errors.Is(err, unix.ENODEV) {
 			errs = append(errs, fmt.Errorf("deleting %s: %w", ns, err))
 		}
 	}
@@ -88,18 +91,27 @@ func WaitLink(ctx context.Context, name string) error {
 
 // Ping pings addr from namespace ns every 20 ms until one answer comes
 // back (it returns then, so the time it returns is when the path first
-// worked, within 20 ms) or ctx ends (default: within a minute).
+// worked, within 20 ms) or ctx ends (default: within a minute). A ping
+// that gives up early (a failed neighbour resolution) is started again.
 func Ping(ctx context.Context, ns, addr string) error {
-	deadline := time.Minute
-	if d, ok := ctx.Deadline(); ok {
-		deadline = max(time.Until(d), time.Second)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Minute)
+		defer cancel()
 	}
-	secs := fmt.Sprint(int(deadline.Round(time.Second) / time.Second))
-	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "ping", "-n", "-q", "-i", "0.02", "-c", "1", "-w", secs, addr).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ping from %s to %s: %w: %s", ns, addr, err, lastLine(out))
+	for {
+		d, _ := ctx.Deadline()
+		secs := fmt.Sprint(max(int(time.Until(d).Round(time.Second)/time.Second), 1))
+		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "ping", "-n", "-q", "-i", "0.02", "-c", "1", "-w", secs, addr).CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ping from %s to %s: %w: %s", ns, addr, err, lastLine(out))
+		case <-time.After(pollInterval): // a ping that fails at once must not spin
+		}
 	}
-	return nil
 }
 
 // PingOnce pings addr from namespace ns once, waiting a second for the
