@@ -87,7 +87,7 @@ func New(client *gophercloud.ServiceClient, opts Options) (*Provider, error) {
 	if opts.RequestTimeout == 0 {
 		opts.RequestTimeout = 60 * time.Second
 	}
-	r, err := opts.Retry.withDefaults()
+	r, err := opts.Retry.WithDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("neutron provider: %w", err)
 	}

@@ -766,52 +766,6 @@ func TestRetryBackoffHonoursContext(t *testing.T) {
 	}
 }
 
-func TestRetryDelay(t *testing.T) {
-	r, err := RetryPolicy{BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for n, ceiling := range []time.Duration{100, 200, 400, 800, 1000, 1000, 1000} {
-		ceiling *= time.Millisecond
-		for range 50 {
-			if d := r.delay(n); d < ceiling/2 || d > ceiling {
-				t.Fatalf("delay(%d) = %s, want in [%s, %s]", n, d, ceiling/2, ceiling)
-			}
-		}
-	}
-	if d := r.delay(1000); d > time.Second {
-		t.Errorf("delay(1000) = %s", d)
-	}
-	if _, err := (RetryPolicy{Attempts: -1}).withDefaults(); err == nil {
-		t.Error("a negative policy was accepted")
-	}
-}
-
-func TestClassify(t *testing.T) {
-	ctx := t.Context()
-	code := func(c int) error { return gophercloud.ErrUnexpectedResponseCode{Actual: c} }
-	for _, tc := range []struct {
-		err  error
-		want errKind
-	}{
-		{code(500), transient}, {code(503), transient}, {code(429), unsent}, {code(409), conflict},
-		{code(404), permanent}, {code(400), permanent}, {code(401), permanent},
-		{fmt.Errorf("wrapped: %w", syscall.ECONNREFUSED), unsent},
-		{&net.OpError{Op: "read", Err: syscall.ECONNRESET}, transient},
-		{fmt.Errorf("x: %w", context.DeadlineExceeded), transient},
-		{errors.New("json: cannot unmarshal"), permanent},
-	} {
-		if got := classify(ctx, tc.err); got != tc.want {
-			t.Errorf("classify(%v) = %d, want %d", tc.err, got, tc.want)
-		}
-	}
-	done, cancel := context.WithCancel(ctx)
-	cancel()
-	if got := classify(done, code(503)); got != permanent {
-		t.Errorf("a failure after the caller gave up: %d", got)
-	}
-}
-
 func TestNoAuth(t *testing.T) {
 	f := newFake(t)
 	f.set(func(f *fakeNeutron) { f.requireHeaders = true })
