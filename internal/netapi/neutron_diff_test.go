@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/astara-go/astara/internal/testutil/neutrontest"
 )
 
 var uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
@@ -46,14 +47,11 @@ func (s *side) req(t *testing.T, who, method, path, body string) (int, map[strin
 // TestSameAnswersAsNeutron sends the same requests (an L3 scenario, then
 // refused and odd ones) to the embedded API and to a real Neutron server
 // in headers mode (ASTARA_NEUTRON_URL, ASTARA_NEUTRON_AUTH=headers, as
-// neutron-up.sh starts it), and compares the answers: statuses, error
+// scripts/neutron.sh starts it), and compares the answers: statuses, error
 // types and messages (ids aside), the shapes of bodies and the values that
 // do not depend on ids or on which free address is picked.
 func TestSameAnswersAsNeutron(t *testing.T) {
-	url := os.Getenv("ASTARA_NEUTRON_URL")
-	if url == "" || os.Getenv("ASTARA_NEUTRON_AUTH") != "headers" {
-		t.Skip("ASTARA_NEUTRON_URL and ASTARA_NEUTRON_AUTH=headers name no Neutron server to compare with")
-	}
+	url := neutrontest.FindHeaders(t).URL
 	_, ts := newTestServer(t, Config{})
 	pa, pb := "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1", "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2"
 	hdrs := map[string]http.Header{

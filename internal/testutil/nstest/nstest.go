@@ -33,6 +33,9 @@ import (
 
 const envInside = "ASTARA_NSTEST_NETNS"
 
+// envHost is the path of the network namespace Main was started in.
+const envHost = "ASTARA_NSTEST_HOST_NETNS"
+
 // Main runs the tests. As root it re-executes the test binary inside a new
 // network namespace (with loopback up), then kills whatever the tests left
 // running in it and deletes it. Without root it runs the tests in place, and
@@ -75,7 +78,7 @@ func reexec() int {
 		return 1
 	}
 	cmd := exec.Command("ip", append([]string{"netns", "exec", name, exe}, os.Args[1:]...)...)
-	cmd.Env = append(os.Environ(), envInside+"="+name)
+	cmd.Env = append(os.Environ(), envInside+"="+name, envHost+"="+fmt.Sprintf("/proc/%d/ns/net", os.Getpid()))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
