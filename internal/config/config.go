@@ -18,6 +18,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -90,6 +91,11 @@ type Config struct {
 	AMQPURL                string // [DEFAULT] amqp_url (deprecated)
 	NeutronControlExchange string // [DEFAULT] neutron_control_exchange
 
+	ComputeProvider string // [DEFAULT] compute_provider
+
+	Keystone      Keystone
+	Neutron       Endpoint // [neutron]
+	Nova          Endpoint // [nova]
 	API           API
 	Router        Router
 	Appliance     Appliance
@@ -108,6 +114,45 @@ type Standalone struct {
 	ExternalInterfaces   []string // external_interfaces: <network name or id>:<host interface>
 	ApplianceTLS         bool     // appliance_tls
 	PublishNotifications bool     // publish_notifications
+}
+
+// Compute providers ([DEFAULT] compute_provider).
+const (
+	ComputeNova  = "nova"
+	ComputeLocal = "local"
+)
+
+// Keystone is the [keystone_authtoken] group: how the orchestrator
+// authenticates to the OpenStack cloud, with keystoneauth's option names.
+type Keystone struct {
+	AuthType                    string // auth_type: password, v3password, v3applicationcredential, none
+	AuthURL                     string // auth_url
+	Username                    string // username
+	UserID                      string // user_id
+	Password                    string // password
+	UserDomainName              string // user_domain_name
+	UserDomainID                string // user_domain_id
+	ProjectName                 string // project_name
+	ProjectID                   string // project_id
+	ProjectDomainName           string // project_domain_name
+	ProjectDomainID             string // project_domain_id
+	ApplicationCredentialID     string // application_credential_id
+	ApplicationCredentialName   string // application_credential_name
+	ApplicationCredentialSecret string // application_credential_secret
+	RegionName                  string // region_name
+	Interface                   string // interface
+	CAFile                      string // cafile
+	Insecure                    bool   // insecure
+	Cloud                       string // cloud
+	CloudsFile                  string // clouds_file
+}
+
+// AuthNone is [keystone_authtoken] auth_type for a cloud without Keystone.
+const AuthNone = "none"
+
+// Endpoint is the [neutron] or [nova] group: a service's endpoint.
+type Endpoint struct {
+	EndpointOverride string // endpoint_override
 }
 
 // DefaultNetworkAPIListen is where standalone mode serves the network API
@@ -204,6 +249,8 @@ func Default() *Config {
 		APIPort:   44250,
 
 		NeutronControlExchange: "neutron",
+		ComputeProvider:        ComputeNova,
+		Keystone:               Keystone{UserDomainName: "Default", ProjectDomainName: "Default", Interface: "public"},
 
 		Router:        Router{MgtServicePort: 5000},
 		Appliance:     Appliance{MaxSleep: 15 * time.Second},
@@ -305,6 +352,19 @@ func (c *Config) validate(from func(optName) string) error {
 	}
 	if b := c.Standalone.ManagementBridge; b == "" || len(b) > 15 || strings.ContainsAny(b, "/: \t\n\x00") || b == "." || b == ".." {
 		bad(optName{"standalone", "management_bridge"}, "%q is not an interface name (1 to 15 bytes, no '/', ':' or spaces)", b)
+	}
+	if c.StandaloneMode() && c.IsSet(DefaultGroup, "compute_provider") && c.ComputeProvider != ComputeLocal {
+		bad(def("compute_provider"), "standalone mode (no [keystone_authtoken]) runs the appliances on this machine: only %s", ComputeLocal)
+	}
+	for _, n := range []struct {
+		name, url string
+	}{{"neutron", c.Neutron.EndpointOverride}, {"nova", c.Nova.EndpointOverride}} {
+		if n.url == "" {
+			continue
+		}
+		if u, err := url.Parse(n.url); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(optName{n.name, "endpoint_override"}, "%q is not an http(s) URL", n.url)
+		}
 	}
 	if _, err := c.BrokerURLs(); err != nil {
 		n := def("transport_url")

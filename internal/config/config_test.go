@@ -63,13 +63,21 @@ func standaloneDefaults(t *testing.T) *Config {
 // keystone is a file that configures an OpenStack cloud: not standalone.
 const keystone = "[keystone_authtoken]\nauth_url = http://keystone:5000/v3\n"
 
+// cloudDefaults is the configuration of keystone: the defaults, with its
+// auth_url.
+func cloudDefaults() *Config {
+	c := Default()
+	c.Keystone.AuthURL = "http://keystone:5000/v3"
+	return c
+}
+
 func TestEmptyFileGivesDefaults(t *testing.T) {
 	c := load(t, write(t, "empty.ini", "# nothing\n[DEFAULT]\n"))
 	if !same(c, standaloneDefaults(t)) || !c.StandaloneMode() {
 		t.Errorf("config of an empty file:\n%+v\nwant the standalone defaults\n%+v", c, standaloneDefaults(t))
 	}
-	if c = load(t, write(t, "cloud.ini", keystone)); !same(c, Default()) || c.StandaloneMode() {
-		t.Errorf("config of a cloud:\n%+v\nwant the defaults\n%+v", c, Default())
+	if c = load(t, write(t, "cloud.ini", keystone)); !same(c, cloudDefaults()) || c.StandaloneMode() {
+		t.Errorf("config of a cloud:\n%+v\nwant the defaults\n%+v", c, cloudDefaults())
 	}
 	if !slices.Equal(c.Files, c.Files[:1]) || len(c.Warnings) != 0 {
 		t.Errorf("files %v, warnings %v", c.Files, c.Warnings)
@@ -116,7 +124,7 @@ amqp_durable_queues = OFF
 [oslo_messaging_notifications]
 topics = notifications, other ,
 `+keystone))
-	want := Default()
+	want := cloudDefaults()
 	want.Host, want.Debug, want.ManagementNetworkID = "node-7", true, "mgt-net"
 	want.ManagementAddress = netip.MustParseAddr("fdca:3ba5:a17a:acda::1")
 	want.NumWorkerThreads, want.HealthCheckPeriod, want.ErrorStateCooldown = 8, 500*time.Millisecond, 2*time.Minute
@@ -277,11 +285,16 @@ x = y
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Warnings) != 2 || !strings.Contains(c.Warnings[0]+c.Warnings[1], "unknown option [DEFAULT] no_such_option") ||
-		!strings.Contains(c.Warnings[0]+c.Warnings[1], "unknown option [nowhere] x") {
+	all := strings.Join(c.Warnings, "\n")
+	if len(c.Warnings) != 3 || !strings.Contains(all, "unknown option [DEFAULT] no_such_option") ||
+		!strings.Contains(all, "unknown option [nowhere] x") ||
+		!strings.Contains(all, "[DEFAULT] auth_region is deprecated: use [keystone_authtoken] region_name") {
 		t.Errorf("warnings %q", c.Warnings)
 	}
-	for _, want := range []string{"option=auth_region", "option=verbose", "group=keystone_authtoken"} {
+	if c.Keystone.RegionName != "RegionOne" || c.Keystone.AuthURL != "http://keystone" {
+		t.Errorf("keystone %+v", c.Keystone)
+	}
+	for _, want := range []string{"option=auth_region", "option=verbose"} {
 		if !strings.Contains(logged.String(), want) {
 			t.Errorf("the log lacks %q:\n%s", want, logged)
 		}
@@ -377,7 +390,7 @@ func TestSample(t *testing.T) {
 	if c := load(t, write(t, "sample.ini", sample)); !same(c, standaloneDefaults(t)) {
 		t.Errorf("the sample does not parse to the (standalone) defaults")
 	}
-	if c := load(t, write(t, "sample.ini", sample+keystone)); !same(c, Default()) {
+	if c := load(t, write(t, "sample.ini", sample+keystone)); !same(c, cloudDefaults()) {
 		t.Errorf("the sample of a cloud does not parse to the defaults")
 	}
 	// Uncommented, each line sets the default again.
@@ -475,11 +488,16 @@ func TestStandaloneMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.StandaloneMode() || !slices.Equal(c.KeystoneOptions, []string{"username"}) || c.BootCheckInterval != 5*time.Second || c.APIListen != "0.0.0.0" {
+	if c.StandaloneMode() || !slices.Equal(c.KeystoneOptions, []string{"username"}) || c.BootCheckInterval != 5*time.Second ||
+		c.APIListen != "0.0.0.0" || c.Keystone.Username != "astara" || c.ComputeProvider != ComputeNova {
 		t.Errorf("cloud: standalone %v, keystone options %v, %+v", c.StandaloneMode(), c.KeystoneOptions, c)
 	}
+	// keystonemiddleware's own options are known to be ignored.
+	if _, err := Load([]string{write(t, "km.ini", "[keystone_authtoken]\nmemcached_servers = m:11211\n")}, log); err != nil {
+		t.Fatal(err)
+	}
 	if !strings.Contains(logged.String(), "group=keystone_authtoken") {
-		t.Errorf("the keystone options are not logged:\n%s", logged)
+		t.Errorf("keystonemiddleware's options are not logged:\n%s", logged)
 	}
 }
 
@@ -492,6 +510,9 @@ func TestStandaloneInvalid(t *testing.T) {
 		{"interface", "[standalone]\nexternal_interfaces = public\n", []string{"[standalone] external_interfaces", `"public"`}},
 		{"long interface", "[standalone]\nexternal_interfaces = public:a-very-long-interface\n", []string{"[standalone] external_interfaces"}},
 		{"twice", "[standalone]\nexternal_interfaces = public:eth1,public:eth2\n", []string{"[standalone] external_interfaces", "twice"}},
+		{"nova standalone", "[DEFAULT]\ncompute_provider = nova\n", []string{"[DEFAULT] compute_provider", "standalone mode"}},
+		{"compute provider", "[DEFAULT]\ncompute_provider = xen\n", []string{"[DEFAULT] compute_provider", "nova, local"}},
+		{"endpoint", keystone + "[neutron]\nendpoint_override = 127.0.0.1:9696\n", []string{"[neutron] endpoint_override", "http(s) URL"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := write(t, "bad.ini", tc.content)

@@ -158,6 +158,55 @@ var options = schema{
 	strOpt("astara_appliance", "tls_server_name", func(c *Config) *string { return &c.Appliance.TLSServerName },
 		"The name appliances' certificates are checked against; empty: their management address."),
 
+	// The OpenStack cloud.
+	choiceOpt(DefaultGroup, "compute_provider", func(c *Config) *string { return &c.ComputeProvider },
+		[]string{ComputeNova, ComputeLocal},
+		"Where the appliances run in OpenStack mode: nova (virtual machines booted from [router] image_uuid), or "+
+			"local (network namespaces of this machine, as in standalone mode, plugged into the bridges of "+
+			"the [standalone] options). Standalone mode always runs them locally.", standaloneDefault(ComputeLocal)),
+	keystoneOpt("auth_type", func(k *Keystone) *string { return &k.AuthType },
+		"How to authenticate: password (or v3password), v3applicationcredential, or none (no Keystone: requests "+
+			"carry identity headers, as Neutron's noauth setups and test setups accept; needs the endpoint_override "+
+			"options). Empty: v3applicationcredential when application_credential_* is set, else password."),
+	keystoneOpt("auth_url", func(k *Keystone) *string { return &k.AuthURL },
+		"Keystone's URL (v3), e.g. http://keystone:5000/v3. Any option of this group means OpenStack mode."),
+	keystoneOpt("username", func(k *Keystone) *string { return &k.Username }, "The user (password auth)."),
+	keystoneOpt("user_id", func(k *Keystone) *string { return &k.UserID }, "The user's id, instead of username."),
+	keystoneOpt("password", func(k *Keystone) *string { return &k.Password }, "The user's password.", secret()),
+	keystoneOpt("user_domain_name", func(k *Keystone) *string { return &k.UserDomainName }, "The user's domain."),
+	keystoneOpt("user_domain_id", func(k *Keystone) *string { return &k.UserDomainID }, "The user's domain id, instead of its name."),
+	keystoneOpt("project_name", func(k *Keystone) *string { return &k.ProjectName },
+		"The project the token is scoped to (the service project; it owns the appliances' ports and servers)."),
+	keystoneOpt("project_id", func(k *Keystone) *string { return &k.ProjectID },
+		"The project's id, instead of project_name. With auth_type none: the project the requests claim "+
+			"(default astara).", deprecatedName(keystoneGroup, "tenant_id")),
+	keystoneOpt("project_domain_name", func(k *Keystone) *string { return &k.ProjectDomainName }, "The project's domain."),
+	keystoneOpt("project_domain_id", func(k *Keystone) *string { return &k.ProjectDomainID }, "The project's domain id, instead of its name."),
+	keystoneOpt("application_credential_id", func(k *Keystone) *string { return &k.ApplicationCredentialID },
+		"An application credential's id (v3applicationcredential auth)."),
+	keystoneOpt("application_credential_name", func(k *Keystone) *string { return &k.ApplicationCredentialName },
+		"An application credential's name, with username or user_id, instead of its id."),
+	keystoneOpt("application_credential_secret", func(k *Keystone) *string { return &k.ApplicationCredentialSecret },
+		"The application credential's secret.", secret()),
+	keystoneOpt("region_name", func(k *Keystone) *string { return &k.RegionName },
+		"The region of the endpoints taken from the catalog; empty: any.", deprecatedName(DefaultGroup, "auth_region")),
+	keystoneOpt("interface", func(k *Keystone) *string { return &k.Interface },
+		"The endpoint interface taken from the catalog: public, internal or admin.", deprecatedName(DefaultGroup, "endpoint_type")),
+	keystoneOpt("cafile", func(k *Keystone) *string { return &k.CAFile },
+		"CA certificates (PEM) to check Keystone's and the services' HTTPS certificates against; empty: the system's."),
+	boolOpt(keystoneGroup, "insecure", func(c *Config) *bool { return &c.Keystone.Insecure },
+		"Do not check HTTPS certificates (test setups only)."),
+	keystoneOpt("cloud", func(k *Keystone) *string { return &k.Cloud },
+		"A cloud of clouds.yaml to take the authentication from, instead of the options above (which, when set, "+
+			"override it)."),
+	keystoneOpt("clouds_file", func(k *Keystone) *string { return &k.CloudsFile },
+		"The clouds.yaml to read; empty: OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack/clouds.yaml, "+
+			"/etc/openstack/clouds.yaml."),
+	strOpt("neutron", "endpoint_override", func(c *Config) *string { return &c.Neutron.EndpointOverride },
+		"Neutron's URL, instead of the catalog's (required with auth_type none), e.g. http://127.0.0.1:9696."),
+	strOpt("nova", "endpoint_override", func(c *Config) *string { return &c.Nova.EndpointOverride },
+		"Nova's compute API URL, instead of the catalog's (required with auth_type none and compute_provider nova)."),
+
 	// Standalone mode.
 	strOpt("standalone", "network_api_listen", func(c *Config) *string { return &c.Standalone.NetworkAPIListen },
 		"Where the embedded network API (Neutron's v2.0 API, no authentication: keep it on loopback) listens, host:port."),
@@ -186,7 +235,7 @@ var options = schema{
 var unused = map[string]map[string]string{
 	DefaultGroup: {
 		"admin_user": "keystone", "admin_password": "keystone", "admin_tenant_name": "keystone", "auth_url": "keystone",
-		"auth_strategy": "keystone", "auth_region": "the OpenStack providers", "endpoint_type": "the OpenStack providers",
+		"auth_strategy":  "keystone",
 		"ssh_public_key": "the compute providers", "instance_provider": "the compute providers",
 		"astara_boot_command": "the compute providers", "astara_mgt_service_port": "unused in the original too",
 		"default_instance_flavor": "unused in the original too", "interface_driver": "the network providers",
@@ -209,8 +258,13 @@ var unused = map[string]map[string]string{
 	"loadbalancer":       {"": "the load-balancer driver"},
 	"pez":                {"": "the hot-standby pool"},
 	"database":           {"": "the embedded database replaced it (state_dir)"},
-	"keystone_authtoken": {"": "the OpenStack providers"},
+	"keystone_authtoken": {"": "keystonemiddleware's options (the orchestrator authenticates with those listed in the sample)"},
 	"functional":         {"": "the original's functional tests"},
+}
+
+// keystoneOpt is a string option of [keystone_authtoken].
+func keystoneOpt(name string, field func(*Keystone) *string, help string, mods ...mod) *option {
+	return strOpt(keystoneGroup, name, func(c *Config) *string { return field(&c.Keystone) }, help, mods...)
 }
 
 // schema is a table of options.
