@@ -35,7 +35,7 @@ func bootstrap(ctx context.Context, c *gophercloud.ServiceClient, cfg *config.Co
 	if id := cfg.ManagementNetworkID; id != "" {
 		n, err := networks.Get(ctx, c, id).Extract()
 		if gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
-			return m, fmt.Errorf("[DEFAULT] management_network_id %s: no such network in the embedded network API", id)
+			return m, fmt.Errorf("[DEFAULT] management_network_id %s: no such network in the network API", id)
 		}
 		if err != nil {
 			return m, fmt.Errorf("reading the management network %s: %w", id, err)

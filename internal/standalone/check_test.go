@@ -26,7 +26,7 @@ func fakeAgent(t *testing.T, name string, mode os.FileMode) string {
 
 func TestCheckDefaults(t *testing.T) {
 	// The default configuration is standalone mode's, but for the agent.
-	if err := check(config.Default(), false); err != nil {
+	if err := check(config.Default(), false, false); err != nil {
 		t.Errorf("check(defaults) = %v", err)
 	}
 	cfg := config.Default()
@@ -78,7 +78,7 @@ func TestCheckErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config.Default()
 			tc.set(cfg)
-			err := check(cfg, false)
+			err := check(cfg, false, false)
 			wantErr(t, err, tc.want...)
 			if err != nil {
 				if got := strings.Count(err.Error(), "\n") + 1; got != 1 {
@@ -115,7 +115,7 @@ func TestCheckPublishWithBroker(t *testing.T) {
 		cfg := config.Default()
 		cfg.Standalone.PublishNotifications = true
 		set(cfg)
-		if err := check(cfg, false); err != nil {
+		if err := check(cfg, false, false); err != nil {
 			t.Errorf("check with publish_notifications and a broker = %v", err)
 		}
 	}
@@ -124,7 +124,7 @@ func TestCheckPublishWithBroker(t *testing.T) {
 func TestCheckFindsTheAgentOnlyWhenAsked(t *testing.T) {
 	cfg := config.Default()
 	cfg.Standalone.ApplianceBinary = filepath.Join(t.TempDir(), "missing")
-	if err := check(cfg, false); err != nil {
+	if err := check(cfg, false, false); err != nil {
 		t.Errorf("check without the agent = %v", err)
 	}
 	wantErr(t, Check(cfg), "appliance_binary", "missing")

@@ -19,6 +19,12 @@
 //	local/    the appliances' instances (see local)
 //	pki/      the CA and certificates of the orchestrator and the appliances
 //	*.db      the orchestrator's own store
+//
+// With Options.Neutron, the same machine runs the appliances of an
+// OpenStack cloud's routers instead ([DEFAULT] compute_provider = local):
+// the networks, the management network included, are an external
+// Neutron's, whose notifications come from RabbitMQ, and there is no
+// embedded network API.
 package standalone
 
 import (
@@ -35,6 +41,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gophercloud/gophercloud/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/astara-go/astara/internal/config"
@@ -84,6 +91,18 @@ type Options struct {
 	// follows [DEFAULT] debug.
 	Logger   *slog.Logger
 	LogLevel *slog.LevelVar
+	// Neutron, when set, replaces the embedded network API with an
+	// external Neutron (see the package documentation).
+	Neutron *Neutron
+}
+
+// Neutron is the network side of a System whose networks are an external
+// Neutron's.
+type Neutron struct {
+	// Client is a networking v2 client of Neutron, with admin rights.
+	Client *gophercloud.ServiceClient
+	// Source delivers Neutron's notifications (from RabbitMQ).
+	Source intake.Source
 }
 
 // System is standalone mode, assembled: the embedded network API, serving
@@ -97,9 +116,9 @@ type System struct {
 	pki       *pki.Files
 	agentPath string
 
-	api       *netapi.Server
+	api       *netapi.Server // nil with Options.Neutron
 	publisher *amqpnotify.Publisher
-	src       *intake.InProcessSource
+	src       intake.Source
 	network   *neutron.Provider
 	compute   *local.Compute
 	orch      atomic.Pointer[orchestrator.Orchestrator]
@@ -120,13 +139,21 @@ type System struct {
 // orchestrator needs (orchestrator.Check): standalone mode, the appliance
 // binary, the management prefix and address, and no [astara_appliance]
 // tls_* options (standalone mode makes the certificates).
-func Check(cfg *config.Config) error { return check(cfg, true) }
+func Check(cfg *config.Config) error { return check(cfg, true, false) }
 
-// check is Check, without looking for the agent unless findAgent.
-func check(cfg *config.Config, findAgent bool) error {
+// CheckLocal is Check for OpenStack mode with the appliances on this
+// machine (Options.Neutron): [keystone_authtoken] is expected there.
+func CheckLocal(cfg *config.Config) error { return check(cfg, true, true) }
+
+// check is Check, without looking for the agent unless findAgent, for an
+// external Neutron if external.
+func check(cfg *config.Config, findAgent, external bool) error {
 	var errs []error
-	if !cfg.StandaloneMode() {
+	if !cfg.StandaloneMode() && !external {
 		errs = append(errs, errors.New("[keystone_authtoken] is configured: not standalone mode"))
+	}
+	if external && cfg.ManagementNetworkID == "" {
+		errs = append(errs, errors.New("[DEFAULT] management_network_id: required with an external Neutron"))
 	}
 	if findAgent {
 		if _, err := agentPath(cfg); err != nil {
@@ -148,7 +175,7 @@ func check(cfg *config.Config, findAgent bool) error {
 				"appliances' certificates under state_dir (see [standalone] appliance_tls)", o.name))
 		}
 	}
-	if cfg.Standalone.PublishNotifications {
+	if cfg.Standalone.PublishNotifications && !external {
 		if urls, err := cfg.BrokerURLs(); err == nil && len(urls) == 0 {
 			errs = append(errs, errors.New("[standalone] publish_notifications: no broker: set [DEFAULT] transport_url"))
 		}
@@ -205,7 +232,10 @@ func managementAddress(cfg *config.Config) (netip.Addr, error) {
 // makes the providers and the orchestrator, not started. ctx bounds Open.
 // When Open fails, nothing it started is left running.
 func Open(ctx context.Context, cfg *config.Config, opts Options) (_ *System, err error) {
-	if err := check(cfg, opts.AgentPath == ""); err != nil {
+	if opts.Neutron != nil && (opts.Neutron.Client == nil || opts.Neutron.Source == nil) {
+		return nil, errors.New("standalone: Options.Neutron needs a client and a notification source")
+	}
+	if err := check(cfg, opts.AgentPath == "", opts.Neutron != nil); err != nil {
 		return nil, fmt.Errorf("standalone: %w", err)
 	}
 	s := &System{cfg: cfg.Clone(), opts: opts, log: opts.Logger}
@@ -248,33 +278,11 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (_ *System, err
 		s.pki = &f
 	}
 
-	s.src = intake.NewInProcessSource(intake.InProcessConfig{Normalizer: orchestrator.Normalizer(cfg), Logger: s.log})
-	notifiers := []netapi.Notifier{netapi.NotifierFunc(s.src.PublishNotification)}
-	if cfg.Standalone.PublishNotifications {
-		if s.publisher, err = newPublisher(cfg, s.log); err != nil {
-			return nil, err
-		}
-		notifiers = append(notifiers, s.publisher)
-	}
-	s.api, err = netapi.Open(netapi.Config{StateDir: filepath.Join(cfg.StateDir, "netapi"), Notifiers: notifiers,
-		Host: cfg.Host, Logger: s.log.With("component", "netapi")})
-	if err != nil {
-		s.api = nil
-		return nil, fmt.Errorf("standalone: %w", err)
-	}
-	if err := s.api.Listen(cfg.Standalone.NetworkAPIListen); err != nil {
-		return nil, fmt.Errorf("standalone: [standalone] network_api_listen: %w", err)
-	}
-	s.serveDone = make(chan struct{})
-	go func() {
-		defer close(s.serveDone)
-		s.serveErr = s.api.Serve()
-	}()
-	s.log.Info("embedded network API serving", "url", s.api.URL())
-
-	admin, err := neutron.NoAuthClient(s.api.URL(), Project, nil)
-	if err != nil {
-		return nil, fmt.Errorf("standalone: %w", err)
+	var admin *gophercloud.ServiceClient
+	if n := opts.Neutron; n != nil {
+		admin, s.src = n.Client, n.Source
+	} else if admin, err = s.serveNetworkAPI(cfg); err != nil {
+		return nil, err
 	}
 	if s.mgmt, err = bootstrap(ctx, admin, s.cfg, s.mgmtAddr, s.log); err != nil {
 		return nil, fmt.Errorf("standalone: management network: %w", err)
@@ -288,8 +296,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (_ *System, err
 	if err != nil {
 		return nil, fmt.Errorf("standalone: %w", err)
 	}
-	s.network, err = neutron.NewNoAuth(s.api.URL(), Project, neutron.Options{ManagementSubnetID: s.mgmt.subnetID,
-		Logger: s.log})
+	s.network, err = neutron.New(admin, neutron.Options{ManagementSubnetID: s.mgmt.subnetID, Logger: s.log})
 	if err != nil {
 		return nil, fmt.Errorf("standalone: %w", err)
 	}
@@ -321,10 +328,48 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (_ *System, err
 		return nil, fmt.Errorf("standalone: %w", err)
 	}
 	s.orch.Store(o)
-	s.log.Info("standalone mode ready", "network_api", s.api.URL(), "management_network_id", s.mgmt.networkID,
+	s.log.Info("appliances of this machine ready", "network_api", admin.ResourceBaseURL(), "management_network_id", s.mgmt.networkID,
 		"management_address", s.mgmtAddr.String(), "management_bridge", cfg.Standalone.ManagementBridge, "agent", s.agentPath,
 		"appliance_tls", s.pki != nil, "state_dir", cfg.StateDir)
 	return s, nil
+}
+
+// serveNetworkAPI opens the embedded network API, whose notifications go
+// to the in-process source (and the broker, with [standalone]
+// publish_notifications), serves it on [standalone] network_api_listen,
+// and returns an admin client of it.
+func (s *System) serveNetworkAPI(cfg *config.Config) (*gophercloud.ServiceClient, error) {
+	src := intake.NewInProcessSource(intake.InProcessConfig{Normalizer: orchestrator.Normalizer(cfg), Logger: s.log})
+	s.src = src
+	notifiers := []netapi.Notifier{netapi.NotifierFunc(src.PublishNotification)}
+	if cfg.Standalone.PublishNotifications {
+		p, err := newPublisher(cfg, s.log)
+		if err != nil {
+			return nil, err
+		}
+		s.publisher = p
+		notifiers = append(notifiers, p)
+	}
+	api, err := netapi.Open(netapi.Config{StateDir: filepath.Join(cfg.StateDir, "netapi"), Notifiers: notifiers,
+		Host: cfg.Host, Logger: s.log.With("component", "netapi")})
+	if err != nil {
+		return nil, fmt.Errorf("standalone: %w", err)
+	}
+	s.api = api
+	if err := api.Listen(cfg.Standalone.NetworkAPIListen); err != nil {
+		return nil, fmt.Errorf("standalone: [standalone] network_api_listen: %w", err)
+	}
+	s.serveDone = make(chan struct{})
+	go func() {
+		defer close(s.serveDone)
+		s.serveErr = api.Serve()
+	}()
+	s.log.Info("embedded network API serving", "url", api.URL())
+	admin, err := neutron.NoAuthClient(api.URL(), Project, nil)
+	if err != nil {
+		return nil, fmt.Errorf("standalone: %w", err)
+	}
+	return admin, nil
 }
 
 // applyDerived sets in cfg what standalone mode decides rather than the
@@ -346,10 +391,10 @@ func (s *System) load() (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.StandaloneMode() {
-		return nil, errors.New("[keystone_authtoken] appeared: leaving standalone mode needs a restart")
+	if cfg.StandaloneMode() != (s.opts.Neutron == nil) {
+		return nil, errors.New("[keystone_authtoken] appeared or went: changing between standalone and OpenStack mode needs a restart")
 	}
-	if err := check(cfg, s.opts.AgentPath == ""); err != nil {
+	if err := check(cfg, s.opts.AgentPath == "", s.opts.Neutron != nil); err != nil {
 		return nil, err
 	}
 	s.applyDerived(cfg)
@@ -400,8 +445,14 @@ func prepareStateDir(dir string, log *slog.Logger) error {
 // the appliance client's certificates.
 func (s *System) Config() *config.Config { return s.cfg.Clone() }
 
-// NetworkURL returns the embedded network API's URL, http://host:port.
-func (s *System) NetworkURL() string { return s.api.URL() }
+// NetworkURL returns the embedded network API's URL, http://host:port
+// ("" with an external Neutron).
+func (s *System) NetworkURL() string {
+	if s.api == nil {
+		return ""
+	}
+	return s.api.URL()
+}
 
 // Orchestrator returns the orchestrator.
 func (s *System) Orchestrator() *orchestrator.Orchestrator { return s.orch.Load() }
@@ -430,13 +481,15 @@ func (s *System) Stop(ctx context.Context) error {
 func (s *System) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.serveDone: // the network API failed
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	if s.serveDone != nil {
+		go func() {
+			select {
+			case <-s.serveDone: // the network API failed
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	err := s.orch.Load().Run(ctx)
 	s.cancel()
 	sctx, scancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
