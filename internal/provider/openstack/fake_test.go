@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/gophercloud/gophercloud/v2"
 )
 
 // fakeCloud is a Keystone serving POST /v3/auth/tokens with the responses
@@ -173,13 +175,15 @@ func (f *fakeCloud) requests() []string {
 	return out
 }
 
-// lastRequest returns the last service request.
-func (f *fakeCloud) lastRequest() *http.Request {
+// get makes a GET of resource through sc and returns the request as the
+// fake received it.
+func (f *fakeCloud) get(sc *gophercloud.ServiceClient, resource string) *http.Request {
+	f.t.Helper()
+	if _, err := sc.Get(f.t.Context(), sc.ServiceURL(resource), nil, nil); err != nil {
+		f.t.Fatalf("GET %s: %v", resource, err)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.seen) == 0 {
-		f.t.Fatal("no service request")
-	}
 	return f.seen[len(f.seen)-1]
 }
 

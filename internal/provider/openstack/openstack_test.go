@@ -193,11 +193,7 @@ func TestEndpointOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := net.Get(ctx, net.ServiceURL("networks"), nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	r := f.lastRequest()
-	if r.URL.Path != "/override/v2.0/networks" || r.Header.Get("X-Auth-Token") != "token-1" || !strings.HasPrefix(r.UserAgent(), userAgent) {
+	if r := f.get(net, "networks"); r.URL.Path != "/override/v2.0/networks" || r.Header.Get("X-Auth-Token") != "token-1" || !strings.HasPrefix(r.UserAgent(), userAgent) {
 		t.Errorf("request %s token %q agent %q, want /override/v2.0/networks with token-1 by %s", r.URL.Path, r.Header.Get("X-Auth-Token"), r.UserAgent(), userAgent)
 	}
 
@@ -534,21 +530,14 @@ func TestNoAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := net.Get(ctx, net.ServiceURL("networks"), nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	r := f.lastRequest()
-	if r.URL.Path != "/v2.0/networks" || r.Header.Get("X-Project-Id") != "p1" || r.Header.Get("X-Roles") != "admin" || r.Header.Get("X-Auth-Token") != "" {
+	if r := f.get(net, "networks"); r.URL.Path != "/v2.0/networks" || r.Header.Get("X-Project-Id") != "p1" || r.Header.Get("X-Roles") != "admin" || r.Header.Get("X-Auth-Token") != "" {
 		t.Errorf("noauth request %s with headers %v", r.URL.Path, r.Header)
 	}
 	comp, err := c.Compute(ctx, f.URL()+"/v2.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := comp.Get(ctx, comp.ServiceURL("servers"), nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	if r := f.lastRequest(); r.URL.Path != "/v2.1/servers" || r.Header.Get("X-Auth-Token") != "admin:p1" {
+	if r := f.get(comp, "servers"); r.URL.Path != "/v2.1/servers" || r.Header.Get("X-Auth-Token") != "admin:p1" {
 		t.Errorf("noauth compute request %s with headers %v", r.URL.Path, r.Header)
 	}
 	if n := len(f.bodies()); n != 0 {
