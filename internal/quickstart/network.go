@@ -43,10 +43,13 @@ type Client struct {
 	admin, tenant *gophercloud.ServiceClient
 }
 
+// AdminProject is the project of a Client's admin requests.
+const AdminProject = "admin"
+
 // NewClient returns a client of the no-auth network API at url acting for
 // project (as a member) and as admin.
 func NewClient(url, project string) (*Client, error) {
-	admin, err := neutron.NoAuthClient(url, "admin", nil)
+	admin, err := neutron.NoAuthClient(url, AdminProject, nil)
 	if err != nil {
 		return nil, fmt.Errorf("quickstart: %w", err)
 	}
@@ -134,6 +137,16 @@ func (c *Client) FloatingIP(ctx context.Context, ext, port string) (id, addr str
 		return "", "", fmt.Errorf("creating a floating IP for port %s: %w", port, err)
 	}
 	return f.ID, f.FloatingIP, nil
+}
+
+// AssociateFloatingIP points a floating IP at port (PUT
+// /v2.0/floatingips/{id}); an empty port disassociates it.
+func (c *Client) AssociateFloatingIP(ctx context.Context, id, port string) error {
+	// gophercloud sends an empty port as null.
+	if _, err := floatingips.Update(ctx, c.tenant, id, floatingips.UpdateOpts{PortID: &port}).Extract(); err != nil {
+		return fmt.Errorf("associating floating IP %s with port %q: %w", id, port, err)
+	}
+	return nil
 }
 
 // DeleteFloatingIP deletes a floating IP.

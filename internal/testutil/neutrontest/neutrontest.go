@@ -6,10 +6,16 @@
 //	ASTARA_NEUTRON_AUTH           headers (tenants by X-Project-Id) or noauth (every request admin)
 //	ASTARA_NEUTRON_TRANSPORT_URL  the broker it publishes its notifications to
 //	ASTARA_NEUTRON_REQUIRED       1: a test needing Neutron fails instead of skipping when it is missing
+//
+// The tests of every package share that one server, and an orchestrator
+// under test manages every router it sees: Find serializes them, across
+// the test processes go test runs in parallel, with a lock file.
 package neutrontest
 
 import (
 	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -42,7 +48,25 @@ func Find(t testing.TB) Server {
 		}
 		t.Skip("ASTARA_NEUTRON_URL is not set: no Neutron server (scripts/test.sh starts one with scripts/neutron.sh)")
 	}
+	lock(t)
 	return s
+}
+
+// lock holds the lock of the Neutron server's tests until the test ends.
+func lock(t testing.TB) {
+	t.Helper()
+	path := filepath.Join(os.TempDir(), "astara-neutron-tests.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		t.Fatalf("neutrontest: %v", err)
+	}
+	// Blocks while another test uses the server; go test's -timeout
+	// bounds the wait.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("neutrontest: locking %s: %v", path, err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
 }
 
 // FindHeaders is Find for tests that need tenants told apart by identity
