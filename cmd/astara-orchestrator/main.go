@@ -4,7 +4,9 @@
 //
 // Without [keystone_authtoken] (and so without any configuration file) it
 // runs standalone mode: it serves the network API itself and runs the
-// appliances in network namespaces of this machine (see standalone).
+// appliances in network namespaces of this machine (see standalone). With
+// it, OpenStack mode: it manages the routers of a cloud's Neutron, and
+// runs their appliances as Nova servers or on this machine (see cloud).
 //
 // Usage:
 //
@@ -26,6 +28,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/astara-go/astara/internal/cloud"
 	"github.com/astara-go/astara/internal/config"
 	"github.com/astara-go/astara/internal/orchestrator"
 	"github.com/astara-go/astara/internal/standalone"
@@ -113,10 +116,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.StandaloneMode() {
 		err = standalone.Check(cfg) // first: it says which options standalone mode ignores
+	} else {
+		err = cloud.Check(cfg)
 	}
-	if err == nil {
-		err = orchestrator.Check(cfg)
-	}
+	err = errors.Join(err, orchestrator.Check(cfg))
 	if err != nil {
 		fmt.Fprintf(stderr, "astara-orchestrator: invalid configuration:\n%v\n", err)
 		return 1
@@ -129,23 +132,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runStandalone(ctx, cfg, log, level, stderr)
 	}
 
-	p, err := orchestrator.OpenProviders(ctx, cfg)
+	s, err := cloud.Open(ctx, cfg, cloud.Options{Logger: log, LogLevel: level})
 	if err != nil {
 		fmt.Fprintf(stderr, "astara-orchestrator: %v\n", err)
 		return 1
 	}
-	src, err := orchestrator.NewAMQPSource(cfg, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "astara-orchestrator: %v\n", err)
-		return 1
-	}
-	o, err := orchestrator.New(cfg, orchestrator.Deps{Network: p.Network, Compute: p.Compute,
-		ManagementAddress: p.ManagementAddress, Source: src, Logger: log, LogLevel: level})
-	if err != nil {
-		fmt.Fprintf(stderr, "astara-orchestrator: %v\n", err)
-		return 1
-	}
-	if err := o.Run(ctx); err != nil {
+	if err := s.Run(ctx); err != nil {
 		log.Error("astara-orchestrator failed", "err", err)
 		return 1
 	}
@@ -180,7 +172,7 @@ func mode(cfg *config.Config) string {
 	if cfg.StandaloneMode() {
 		return "standalone mode"
 	}
-	return "OpenStack mode"
+	return "OpenStack mode, compute provider " + cfg.ComputeProvider
 }
 
 // versionString returns the module version and the Go version.

@@ -25,14 +25,22 @@ func writeFile(t *testing.T, content string) string {
 	return p
 }
 
-// good describes an OpenStack cloud.
+// good describes an OpenStack cloud whose Keystone does not answer.
 const good = `[DEFAULT]
 management_network_id = mgt-net
+management_address = fdca:3ba5:a17a:acda::1
 api_listen = 127.0.0.1
 transport_url = rabbit://u:p@rabbit:5672/
 
+[router]
+image_uuid = appliance-image
+instance_flavor = 1
+
 [keystone_authtoken]
-auth_url = http://keystone:5000/v3
+auth_url = http://127.0.0.1:1/v3
+username = astara
+password = secret
+project_name = service
 `
 
 func TestPrintSampleConfig(t *testing.T) {
@@ -66,10 +74,31 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
-func TestRunNeedsProviders(t *testing.T) {
+func TestRunOpenStackUnreachable(t *testing.T) {
 	code, _, errOut := runCmd(t, "--config-file", writeFile(t, good))
-	if code != 1 || !strings.Contains(errOut, "no network or compute provider") || !strings.Contains(errOut, "keystone_authtoken") {
+	if code != 1 || !strings.Contains(errOut, "authenticating user") || !strings.Contains(errOut, "127.0.0.1:1/v3") ||
+		strings.Contains(errOut, "secret") {
 		t.Errorf("exit %d\n%s", code, errOut)
+	}
+}
+
+func TestCheckOpenStack(t *testing.T) {
+	if code, out, errOut := runCmd(t, "--config-file", writeFile(t, good), "--check-config"); code != 0 ||
+		!strings.Contains(out, "OpenStack mode, compute provider nova") {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+	for _, tc := range []struct{ name, content, want string }{
+		{"no password", "[keystone_authtoken]\nauth_url = http://k/v3\nusername = u\n", "password"},
+		{"no image", strings.Replace(good, "image_uuid", "#", 1), "[router] image_uuid"},
+		{"no broker", strings.Replace(good, "transport_url", "#", 1), "[DEFAULT] transport_url"},
+		{"none without endpoint", "[keystone_authtoken]\nauth_type = none\n[DEFAULT]\ncompute_provider = local\n", "[neutron] endpoint_override"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := runCmd(t, "--config-file", writeFile(t, tc.content), "--check-config")
+			if code != 1 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, want an error naming %s:\n%s", code, tc.want, errOut)
+			}
+		})
 	}
 }
 

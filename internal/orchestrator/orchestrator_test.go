@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/astara-go/astara/internal/config"
 	"github.com/astara-go/astara/internal/event"
 	"github.com/astara-go/astara/internal/intake"
 	"github.com/astara-go/astara/internal/provider"
@@ -358,13 +357,6 @@ func TestStartFailsOnBusyPort(t *testing.T) {
 	}
 	if err := o.Stop(context.Background()); err != nil {
 		t.Error(err)
-	}
-}
-
-func TestOpenProvidersSaysWhy(t *testing.T) {
-	_, err := OpenProviders(context.Background(), config.Default())
-	if !errors.Is(err, ErrNoProvider) || !strings.Contains(err.Error(), "keystone_authtoken") {
-		t.Errorf("OpenProviders: %v", err)
 	}
 }
 
