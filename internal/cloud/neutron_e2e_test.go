@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -39,11 +37,6 @@ func TestMain(m *testing.M) { appliancetest.Main(m) }
 // router updates in about a second, and agents built with the race
 // detector start slowly on a loaded machine.
 const e2eTimeout = 4 * time.Minute
-
-// probeTimeout bounds one connection attempt that is expected to fail.
-const probeTimeout = time.Second
-
-var errNotYet = errors.New("not yet")
 
 // TestRealNeutron is OpenStack mode against a real Neutron server
 // (scripts/neutron.sh, in headers mode): the orchestrator, configured as
@@ -104,7 +97,7 @@ func TestRealNeutron(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if err := waitUnreachable(ctx, d.Upstream, echoAddr(d.FloatingIP)); err != nil {
+	if _, err := quickstart.WaitUnreachable(ctx, d.Upstream, quickstart.EchoAddr(d.FloatingIP)); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("floating IP %s disassociated: unreachable after %v", d.FloatingIP, time.Since(start).Round(time.Millisecond))
@@ -116,10 +109,10 @@ func TestRealNeutron(t *testing.T) {
 		t.Fatal(err)
 	}
 	start = time.Now()
-	if err := waitSeenAs(ctx, d.Upstream, echoAddr(d.FloatingIP), quickstart.UpstreamIP); err != nil {
+	if err := waitSeenAs(ctx, d.Upstream, quickstart.EchoAddr(d.FloatingIP), quickstart.UpstreamIP); err != nil {
 		t.Fatal(err)
 	}
-	out, err := lab.SeenAs(ctx, d.VM2NS, echoAddr(quickstart.UpstreamIP))
+	out, err := lab.SeenAs(ctx, d.VM2NS, quickstart.EchoAddr(quickstart.UpstreamIP))
 	if err != nil || out != d.FloatingIP {
 		t.Fatalf("vm2 reached upstream as %q (%v), want its new floating IP %s", out, err, d.FloatingIP)
 	}
@@ -139,23 +132,23 @@ func TestRealNeutron(t *testing.T) {
 	if err := c.DeleteRouter(ctx, d.RouterID); err != nil {
 		t.Fatal(err)
 	}
-	if err := wait(ctx, "appliance deleted", func() error {
+	if err := quickstart.Wait(ctx, "appliance deleted", func() error {
 		insts, err := local.ReadInstances(filepath.Join(w.cfg.StateDir, "local"))
 		if err != nil {
 			return err
 		}
 		if len(insts) != 0 {
-			return fmt.Errorf("%w: instances %+v", errNotYet, insts)
+			return fmt.Errorf("%w: instances %+v", quickstart.ErrNotYet, insts)
 		}
 		if _, err := os.Stat(filepath.Join("/run/netns", in.Namespace)); !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%w: namespace %s: %v", errNotYet, in.Namespace, err)
+			return fmt.Errorf("%w: namespace %s: %v", quickstart.ErrNotYet, in.Namespace, err)
 		}
 		sp, err := c.ServicePorts(ctx, d.RouterID)
 		if err != nil {
 			return err
 		}
 		if len(sp) != 0 {
-			return fmt.Errorf("%w: service ports %v", errNotYet, sp)
+			return fmt.Errorf("%w: service ports %v", quickstart.ErrNotYet, sp)
 		}
 		return nil
 	}); err != nil {
@@ -373,53 +366,19 @@ func deleteQueue(t *testing.T, transportURL, queue string) {
 	}
 }
 
-func echoAddr(host string) string { return net.JoinHostPort(host, strconv.Itoa(quickstart.EchoPort)) }
-
-// waitUnreachable waits until a connection from namespace ns to the echo
-// server at addr fails.
-func waitUnreachable(ctx context.Context, ns, addr string) error {
-	return wait(ctx, addr+" unreachable from "+ns, func() error {
-		if seen, err := lab.Dial(ns, addr, probeTimeout); err == nil {
-			return fmt.Errorf("%w: %s still reached (seen as %s)", errNotYet, addr, seen)
-		}
-		return nil
-	})
-}
-
 // waitSeenAs waits until a connection from namespace ns to the echo
 // server at addr gets through, seen as want.
 func waitSeenAs(ctx context.Context, ns, addr, want string) error {
-	return wait(ctx, addr+" reached from "+ns, func() error {
-		seen, err := lab.Dial(ns, addr, probeTimeout)
+	return quickstart.Wait(ctx, addr+" reached from "+ns, func() error {
+		seen, err := lab.Dial(ns, addr, quickstart.ProbeTimeout)
 		if err != nil {
-			return fmt.Errorf("%w: %v", errNotYet, err)
+			return fmt.Errorf("%w: %v", quickstart.ErrNotYet, err)
 		}
 		if seen != want {
 			return fmt.Errorf("%s saw the connection from %s, want %s", addr, seen, want)
 		}
 		return nil
 	})
-}
-
-// wait polls cond until it returns nil or an error other than errNotYet,
-// or ctx ends.
-func wait(ctx context.Context, what string, cond func() error) error {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil || !errors.Is(err, errNotYet) {
-			if err != nil {
-				return fmt.Errorf("%s: %w", what, err)
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w (last: %v)", what, context.Cause(ctx), err)
-		case <-tick.C:
-		}
-	}
 }
 
 func randomHex(n int) string {

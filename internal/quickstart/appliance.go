@@ -70,20 +70,20 @@ func KillAppliance(stateDir, routerID string) (local.Info, error) {
 // and the orchestrator published it ACTIVE, and returns it.
 func (c *Client) WaitRepaired(ctx context.Context, stateDir, routerID, killed string) (local.Info, error) {
 	var in local.Info
-	err := wait(ctx, "router "+routerID+" repaired", func() error {
+	err := Wait(ctx, "router "+routerID+" repaired", func() error {
 		got, found, err := Appliance(stateDir, routerID)
 		if err != nil {
 			return err
 		}
 		if !found || got.ID == killed {
-			return fmt.Errorf("%w: instance %s still serves the router", errNotYet, killed)
+			return fmt.Errorf("%w: instance %s still serves the router", ErrNotYet, killed)
 		}
 		state, _, err := c.RouterState(ctx, routerID)
 		if err != nil {
 			return err
 		}
 		if state != "ACTIVE" {
-			return fmt.Errorf("%w: new instance %s, router %s", errNotYet, got.ID, state)
+			return fmt.Errorf("%w: new instance %s, router %s", ErrNotYet, got.ID, state)
 		}
 		in = got
 		return nil

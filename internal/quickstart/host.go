@@ -80,10 +80,10 @@ func RemoveHost(ns string) error {
 // WaitLink waits until the host has the network device name (a bridge
 // the local provider makes when it plugs a router's port).
 func WaitLink(ctx context.Context, name string) error {
-	return wait(ctx, "device "+name, func() error {
+	return Wait(ctx, "device "+name, func() error {
 		_, err := netlink.LinkByName(name)
 		if errors.As(err, new(netlink.LinkNotFoundError)) {
-			return errNotYet
+			return ErrNotYet
 		}
 		return err
 	})
@@ -124,14 +124,14 @@ func PingOnce(ctx context.Context, ns, addr string) error {
 	return nil
 }
 
-// wait calls cond until it returns nil, or an error other than errNotYet,
-// or ctx ends (then the last errNotYet says what was still missing).
-func wait(ctx context.Context, what string, cond func() error) error {
+// Wait calls cond until it returns nil, or an error other than ErrNotYet,
+// or ctx ends (then the last ErrNotYet says what was still missing).
+func Wait(ctx context.Context, what string, cond func() error) error {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
 		err := cond()
-		if err == nil || !errors.Is(err, errNotYet) {
+		if err == nil || !errors.Is(err, ErrNotYet) {
 			return err
 		}
 		select {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,35 +22,13 @@ import (
 	"github.com/astara-go/astara/internal/provider/local"
 )
 
-// probeTimeout bounds one connection attempt of the waits for a path to
-// stop working: a path that works answers well within it, so an attempt
-// failing (refused, unreachable, or timed out) means the path is gone.
-const probeTimeout = time.Second
-
-func echoAddr(host string) string { return net.JoinHostPort(host, strconv.Itoa(EchoPort)) }
-
-// waitUnreachable waits until a connection from namespace ns to the echo
-// server at addr fails, and returns when that attempt started.
-func waitUnreachable(ctx context.Context, ns, addr string) (time.Time, error) {
-	var at time.Time
-	err := wait(ctx, addr+" unreachable from "+ns, func() error {
-		at = time.Now()
-		seen, err := lab.Dial(ns, addr, probeTimeout)
-		if err == nil {
-			return fmt.Errorf("%w: %s still reached (seen as %s)", errNotYet, addr, seen)
-		}
-		return nil
-	})
-	return at, err
-}
-
 // checkFloatingIPRemoved checks what deleting vm1's floating IP does to
 // traffic: upstream no longer reaches vm1 at it (TCP nor ping), and vm1
 // reaches upstream as the router's address again (SNAT). It returns when
 // the first connection to the floating IP that failed started.
 func checkFloatingIPRemoved(ctx context.Context, t *testing.T, sys *system, d *Demo) time.Time {
 	t.Helper()
-	gone, err := waitUnreachable(ctx, d.Upstream, echoAddr(d.FloatingIP))
+	gone, err := WaitUnreachable(ctx, d.Upstream, EchoAddr(d.FloatingIP))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +102,7 @@ func TestHotPlugSecondSubnet(t *testing.T) {
 		t.Fatal(err)
 	}
 	routed := time.Now()
-	seen, err := lab.SeenAs(ctx, ns, echoAddr(d.VM1.IP))
+	seen, err := lab.SeenAs(ctx, ns, EchoAddr(d.VM1.IP))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +190,7 @@ func TestDeleteRouter(t *testing.T) {
 	var timings []string
 	step := func(what string, cond func() error) {
 		t.Helper()
-		if err := wait(ctx, what, cond); err != nil {
+		if err := Wait(ctx, what, cond); err != nil {
 			t.Fatal(err)
 		}
 		timings = append(timings, fmt.Sprintf("%s %v", what, time.Since(start).Round(time.Millisecond)))
@@ -224,7 +201,7 @@ func TestDeleteRouter(t *testing.T) {
 			return err
 		}
 		if found {
-			return fmt.Errorf("%w: still managed: %+v", errNotYet, r)
+			return fmt.Errorf("%w: still managed: %+v", ErrNotYet, r)
 		}
 		return nil
 	})
@@ -234,7 +211,7 @@ func TestDeleteRouter(t *testing.T) {
 			return err
 		}
 		if found {
-			return fmt.Errorf("%w: instance %s still serves it", errNotYet, got.ID)
+			return fmt.Errorf("%w: instance %s still serves it", ErrNotYet, got.ID)
 		}
 		insts, err := local.ReadInstances(filepath.Join(sys.cfg.StateDir, "local"))
 		if err != nil {
@@ -242,7 +219,7 @@ func TestDeleteRouter(t *testing.T) {
 		}
 		for _, i := range insts {
 			if i.ID == in.ID {
-				return fmt.Errorf("%w: instance %s still recorded", errNotYet, in.ID)
+				return fmt.Errorf("%w: instance %s still recorded", ErrNotYet, in.ID)
 			}
 		}
 		return nil
@@ -251,7 +228,7 @@ func TestDeleteRouter(t *testing.T) {
 		_, err := os.Stat(filepath.Join("/run/netns", in.Namespace))
 		switch {
 		case err == nil:
-			return fmt.Errorf("%w: namespace %s exists", errNotYet, in.Namespace)
+			return fmt.Errorf("%w: namespace %s exists", ErrNotYet, in.Namespace)
 		case errors.Is(err, os.ErrNotExist):
 			return nil
 		}
@@ -259,7 +236,7 @@ func TestDeleteRouter(t *testing.T) {
 	})
 	step("agent exited", func() error {
 		if s, alive := procStartTime(in.PID); alive && s == agentStart {
-			return fmt.Errorf("%w: agent %d runs", errNotYet, in.PID)
+			return fmt.Errorf("%w: agent %d runs", ErrNotYet, in.PID)
 		}
 		return nil
 	})
@@ -269,7 +246,7 @@ func TestDeleteRouter(t *testing.T) {
 			return err
 		}
 		if len(sp) != 0 {
-			return fmt.Errorf("%w: service ports %v", errNotYet, sp)
+			return fmt.Errorf("%w: service ports %v", ErrNotYet, sp)
 		}
 		return nil
 	})
@@ -280,7 +257,7 @@ func TestDeleteRouter(t *testing.T) {
 	if err := PingOnce(ctx, d.VM2NS, UpstreamIP); err == nil {
 		t.Errorf("vm2 still pings upstream, its router deleted")
 	}
-	if _, err := lab.Dial(d.Upstream, echoAddr(d.FloatingIP), probeTimeout); err == nil {
+	if _, err := lab.Dial(d.Upstream, EchoAddr(d.FloatingIP), ProbeTimeout); err == nil {
 		t.Errorf("upstream still reaches %s, its router deleted", d.FloatingIP)
 	}
 	t.Logf("router %s deleted (appliance %s); after the request: %s", d.RouterID, in.ID, strings.Join(timings, ", "))

@@ -52,14 +52,14 @@ func ManagedResource(ctx context.Context, base, id string) (r Resource, found bo
 // with status.
 func WaitManagedStatus(ctx context.Context, base, id, status string) (Resource, error) {
 	var r Resource
-	err := wait(ctx, "status "+status+" of "+id+" in the management API", func() error {
+	err := Wait(ctx, "status "+status+" of "+id+" in the management API", func() error {
 		got, found, err := ManagedResource(ctx, base, id)
 		if err != nil {
 			return err
 		}
 		r = got
 		if !found || got.Status != status {
-			return fmt.Errorf("%w: %+v (managed: %v)", errNotYet, got, found)
+			return fmt.Errorf("%w: %+v (managed: %v)", ErrNotYet, got, found)
 		}
 		return nil
 	})

@@ -229,8 +229,8 @@ func (c *Client) ServicePorts(ctx context.Context, router string) ([]string, err
 	return ids, nil
 }
 
-// errNotYet is a condition not met yet, for waits.
-var errNotYet = errors.New("not yet")
+// ErrNotYet is a condition not met yet, for waits.
+var ErrNotYet = errors.New("not yet")
 
 // RouterGatewayIP returns the router's address on its external network.
 func (c *Client) RouterGatewayIP(ctx context.Context, id string) (string, error) {
@@ -248,14 +248,14 @@ func (c *Client) RouterGatewayIP(ctx context.Context, id string) (string, error)
 // router.
 func (c *Client) WaitRouterState(ctx context.Context, id, state string) error {
 	last := ""
-	return wait(ctx, "router "+id+" "+state, func() error {
+	return Wait(ctx, "router "+id+" "+state, func() error {
 		s, _, err := c.RouterState(ctx, id)
 		if err != nil {
 			return err
 		}
 		if s != state {
 			last = s
-			return fmt.Errorf("%w: state %q", errNotYet, last)
+			return fmt.Errorf("%w: state %q", ErrNotYet, last)
 		}
 		return nil
 	})

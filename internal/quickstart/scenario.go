@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/astara-go/astara/internal/appliance/lab"
@@ -234,6 +235,29 @@ func (s *Scenario) CheckFloatingIP(ctx context.Context, d *Demo) error {
 	s.progress("upstream pings and connects to floating IP %s, reaching vm1 (%s); vm1 reaches upstream as %s",
 		d.FloatingIP, d.VM1.IP, out)
 	return nil
+}
+
+// ProbeTimeout bounds one connection attempt of the waits for a path to
+// close: failing (refused, unreachable, or timed out) means the path is
+// gone.
+const ProbeTimeout = time.Second
+
+// EchoAddr is the echo server's address on host.
+func EchoAddr(host string) string { return net.JoinHostPort(host, strconv.Itoa(EchoPort)) }
+
+// WaitUnreachable waits until a connection from namespace ns to the echo
+// server at addr fails, and returns when that attempt started.
+func WaitUnreachable(ctx context.Context, ns, addr string) (time.Time, error) {
+	var at time.Time
+	err := Wait(ctx, addr+" unreachable from "+ns, func() error {
+		at = time.Now()
+		seen, err := lab.Dial(ns, addr, ProbeTimeout)
+		if err == nil {
+			return fmt.Errorf("%w: %s still reached (seen as %s)", ErrNotYet, addr, seen)
+		}
+		return nil
+	})
+	return at, err
 }
 
 // echo starts an echo server in namespace ns, closed by Close.

@@ -14,22 +14,25 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/subnets"
 )
 
-// CleanupProjects deletes, when the test ends and whatever its outcome,
-// every floating IP, router, port, subnet and network the projects own in
-// the server (as admin, in an order Neutron accepts), so that a test
-// leaves the shared server as it found it. A failed delete fails the test.
+// CleanupProjects deletes every floating IP, router, port, subnet and
+// network the projects own in the server (as admin, in an order Neutron
+// accepts), at once (what a test killed earlier left) and when the test
+// ends, whatever its outcome, so that a test leaves the shared server as it
+// found it. A failed delete fails the test.
 func CleanupProjects(t testing.TB, s Server, projects ...string) {
 	t.Helper()
 	pc := &gophercloud.ProviderClient{}
 	c := &gophercloud.ServiceClient{ProviderClient: pc, Endpoint: s.URL + "/", ResourceBase: s.URL + "/v2.0/",
 		MoreHeaders: map[string]string{"X-User-Id": "neutrontest", "X-Project-Id": "neutrontest", "X-Roles": "admin"}}
-	t.Cleanup(func() {
+	purge := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		for _, p := range projects {
 			cleanupProject(ctx, t, c, p)
 		}
-	})
+	}
+	purge()
+	t.Cleanup(purge)
 }
 
 func cleanupProject(ctx context.Context, t testing.TB, c *gophercloud.ServiceClient, project string) {
@@ -47,6 +50,11 @@ func cleanupProject(ctx context.Context, t testing.TB, c *gophercloud.ServiceCli
 	if pages, err := routers.List(c, routers.ListOpts{ProjectID: project}).AllPages(ctx); err == nil {
 		all, _ := routers.ExtractRouters(pages)
 		for _, r := range all {
+			// Extra routes hold interfaces (RouterInterfaceInUseByRoute).
+			if len(r.Routes) > 0 {
+				_, err := routers.Update(ctx, c, r.ID, routers.UpdateOpts{Routes: &[]routers.Route{}}).Extract()
+				gone("routes of router", r.ID, err)
+			}
 			if pages, err := ports.List(c, ports.ListOpts{DeviceID: r.ID, DeviceOwner: "network:router_interface"}).AllPages(ctx); err == nil {
 				ifs, _ := ports.ExtractPorts(pages)
 				for _, p := range ifs {
