@@ -97,10 +97,12 @@ func TestRealNeutron(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if _, err := quickstart.WaitUnreachable(ctx, d.Upstream, quickstart.EchoAddr(d.FloatingIP)); err != nil {
+	gone, err := quickstart.WaitUnreachable(ctx, d.Upstream, quickstart.EchoAddr(d.FloatingIP))
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("floating IP %s disassociated: unreachable after %v", d.FloatingIP, time.Since(start).Round(time.Millisecond))
+	t.Logf("floating IP %s disassociated: the first connection to fail started %v after Neutron answered",
+		d.FloatingIP, gone.Sub(start).Round(time.Millisecond))
 	if err := w.scen.CheckSNAT(ctx, d, d.VM1NS); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +118,7 @@ func TestRealNeutron(t *testing.T) {
 	if err != nil || out != d.FloatingIP {
 		t.Fatalf("vm2 reached upstream as %q (%v), want its new floating IP %s", out, err, d.FloatingIP)
 	}
-	t.Logf("floating IP %s moved to vm2 %s: upstream reaches it after %v", d.FloatingIP, d.VM2.IP,
+	t.Logf("floating IP %s moved to vm2 %s: upstream reaches it %v after Neutron answered", d.FloatingIP, d.VM2.IP,
 		time.Since(start).Round(time.Millisecond))
 	if after, found, err := quickstart.Appliance(w.cfg.StateDir, d.RouterID); err != nil || !found || after.ID != in.ID {
 		t.Errorf("after the updates, router %s's appliance is %+v (found %v, %v), want %s still", d.RouterID, after, found, err, in.ID)
