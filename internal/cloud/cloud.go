@@ -52,7 +52,6 @@ type Options struct {
 
 // System is OpenStack mode, assembled: run it with Start and Stop, or Run.
 type System struct {
-	cfg   *config.Config
 	log   *slog.Logger
 	local *standalone.System         // compute_provider local
 	orch  *orchestrator.Orchestrator // compute_provider nova
@@ -112,7 +111,7 @@ func Open(ctx context.Context, cfg *config.Config, opts Options) (*System, error
 	if err := check(cfg, false); err != nil {
 		return nil, fmt.Errorf("cloud: %w", err)
 	}
-	s := &System{cfg: cfg.Clone(), log: opts.Logger}
+	s := &System{log: opts.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -143,7 +142,7 @@ func (s *System) openNova(cfg *config.Config, c *clients, src intake.Source, opt
 	if err != nil {
 		return fmt.Errorf("cloud: %w", err)
 	}
-	compute, err := newNova(c.compute, s.log)
+	compute, err := nova.New(c.compute, nova.Options{Logger: s.log})
 	if err != nil {
 		return fmt.Errorf("cloud: %w", err)
 	}
@@ -198,9 +197,4 @@ func (s *System) Run(ctx context.Context) error {
 type clients struct {
 	network *gophercloud.ServiceClient
 	compute *gophercloud.ServiceClient // nil with compute_provider local
-}
-
-// newNova returns the compute provider over Nova.
-func newNova(c *gophercloud.ServiceClient, log *slog.Logger) (*nova.Provider, error) {
-	return nova.New(c, nova.Options{Logger: log})
 }

@@ -78,11 +78,6 @@ func TestRealNeutron(t *testing.T) {
 			t.Errorf("removing the hosts: %v", err)
 		}
 	})
-	t.Cleanup(func() {
-		if err := w.deleteDemo(d); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +301,8 @@ management_bridge = amg-%s
 }
 
 // deleteDemo deletes what the scenario made in Neutron that is still
-// there: the floating IP, the router, the VMs' ports, the networks.
+// there: the floating IP, the router, the VMs' ports, the networks. (A
+// test that fails before leaves it to neutrontest.CleanupProjects.)
 func (w *world) deleteDemo(d *quickstart.Demo) error {
 	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 	defer cancel()
