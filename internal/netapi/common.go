@@ -54,3 +54,46 @@ func errPolicyAttr(action, attr string) *apiError {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// list answers a list request: the objects read by read, in one read
+// transaction, filtered, sorted and paged as the request asks.
+func (s *Server) list(r *http.Request, coll collection, read func(t *txn) ([]object, error)) (int, any, error) {
+	var objs []object
+	if err := s.read(func(t *txn) (err error) { objs, err = read(t); return err }); err != nil {
+		return 0, nil, err
+	}
+	body, err := listObjects(r, coll, objs)
+	return http.StatusOK, body, err
+}
+
+// show answers a show request: the object read by read, in one read
+// transaction, with the fields the request asks for.
+func (s *Server) show(r *http.Request, resource string, read func(t *txn) (object, error)) (int, any, error) {
+	var o object
+	if err := s.read(func(t *txn) (err error) { o, err = read(t); return err }); err != nil {
+		return 0, nil, err
+	}
+	return showBody(r, resource, o)
+}
+
+// networkCache reads each network at most once in a transaction: lists
+// of subnets and ports look up the network of every item.
+type networkCache struct {
+	t    *txn
+	nets map[string]*network
+}
+
+func (c *networkCache) get(id string) (*network, error) {
+	if n, ok := c.nets[id]; ok {
+		return n, nil
+	}
+	n, err := c.t.network(id)
+	if err != nil {
+		return nil, err
+	}
+	if c.nets == nil {
+		c.nets = map[string]*network{}
+	}
+	c.nets[id] = n
+	return n, nil
+}

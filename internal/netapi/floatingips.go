@@ -54,28 +54,23 @@ func (t *txn) renderFloatingIP(f *floatingIP) (object, error) {
 }
 
 func (s *Server) listFloatingIPs(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	var objs []object
-	err := s.read(func(t *txn) error {
+	return s.list(r, floatingIPCollection, func(t *txn) ([]object, error) {
 		fips, err := t.floatingIPs()
 		if err != nil {
-			return err
+			return nil, err
 		}
+		var objs []object
 		for _, f := range fips {
 			if c.owns(f.TenantID) {
 				o, err := t.renderFloatingIP(f)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				objs = append(objs, o)
 			}
 		}
-		return nil
+		return objs, nil
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	body, err := listObjects(r, floatingIPCollection, objs)
-	return http.StatusOK, body, err
 }
 
 func (t *txn) visibleFloatingIP(c *caller, id string) (*floatingIP, error) {
@@ -90,19 +85,13 @@ func (t *txn) visibleFloatingIP(c *caller, id string) (*floatingIP, error) {
 }
 
 func (s *Server) showFloatingIP(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	var o object
-	err := s.read(func(t *txn) error {
+	return s.show(r, "floatingip", func(t *txn) (object, error) {
 		f, err := t.visibleFloatingIP(c, pathID(r))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		o, err = t.renderFloatingIP(f)
-		return err
+		return t.renderFloatingIP(f)
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return showBody(r, "floatingip", o)
 }
 
 func (s *Server) prepareFloatingIP(c *caller, b *body) (applyFunc, error) {

@@ -160,43 +160,32 @@ func checkNetworkPolicy(c *caller, b *body, action string, p providerAttrs, shar
 }
 
 func (s *Server) listNetworks(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	var objs []object
-	err := s.read(func(t *txn) error {
+	return s.list(r, networkCollection, func(t *txn) ([]object, error) {
 		nets, err := t.networks()
 		if err != nil {
-			return err
+			return nil, err
 		}
+		var objs []object
 		for _, n := range nets {
 			if canSeeNetwork(c, n) {
 				objs = append(objs, renderNetwork(n, c, viewShow))
 			}
 		}
-		return nil
+		return objs, nil
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	body, err := listObjects(r, networkCollection, objs)
-	return http.StatusOK, body, err
 }
 
 func (s *Server) showNetwork(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	var o object
-	err := s.read(func(t *txn) error {
+	return s.show(r, "network", func(t *txn) (object, error) {
 		n, err := t.network(pathID(r))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if n == nil || !canSeeNetwork(c, n) {
-			return errNetworkNotFound(pathID(r))
+			return nil, errNetworkNotFound(pathID(r))
 		}
-		o = renderNetwork(n, c, viewShow)
-		return nil
+		return renderNetwork(n, c, viewShow), nil
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return showBody(r, "network", o)
 }
 
 // showBody is the response to a GET of one object, with ?fields= applied.

@@ -222,32 +222,24 @@ func checkPortSecurity(p *port) error {
 }
 
 func (s *Server) listPorts(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	var objs []object
-	err := s.read(func(t *txn) error {
+	return s.list(r, portCollection, func(t *txn) ([]object, error) {
 		ports, err := t.ports()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		nets := map[string]*network{}
+		nets := networkCache{t: t}
+		var objs []object
 		for _, p := range ports {
-			n, ok := nets[p.NetworkID]
-			if !ok {
-				if n, err = t.network(p.NetworkID); err != nil {
-					return err
-				}
-				nets[p.NetworkID] = n
+			n, err := nets.get(p.NetworkID)
+			if err != nil {
+				return nil, err
 			}
 			if canSeePort(c, p, n) {
 				objs = append(objs, renderPort(p, c, viewShow))
 			}
 		}
-		return nil
+		return objs, nil
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	body, err := listObjects(r, portCollection, objs)
-	return http.StatusOK, body, err
 }
 
 // visiblePort reads a port the caller can see; 404 otherwise.
@@ -270,19 +262,13 @@ func (t *txn) visiblePort(c *caller, id string) (*port, *network, error) {
 }
 
 func (s *Server) showPort(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	var o object
-	err := s.read(func(t *txn) error {
+	return s.show(r, "port", func(t *txn) (object, error) {
 		p, _, err := t.visiblePort(c, pathID(r))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		o = renderPort(p, c, viewShow)
-		return nil
+		return renderPort(p, c, viewShow), nil
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return showBody(r, "port", o)
 }
 
 func (s *Server) preparePort(c *caller, b *body) (applyFunc, error) {

@@ -169,28 +169,23 @@ func (t *txn) routerPorts(r *router) ([]*port, error) {
 }
 
 func (s *Server) listRouters(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	var objs []object
-	err := s.read(func(t *txn) error {
+	return s.list(r, routerCollection, func(t *txn) ([]object, error) {
 		routers, err := t.routers()
 		if err != nil {
-			return err
+			return nil, err
 		}
+		var objs []object
 		for _, rt := range routers {
 			if c.owns(rt.TenantID) {
 				o, err := t.renderRouter(rt, c, viewShow)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				objs = append(objs, o)
 			}
 		}
-		return nil
+		return objs, nil
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	body, err := listObjects(r, routerCollection, objs)
-	return http.StatusOK, body, err
 }
 
 // visibleRouter reads a router the caller owns; 404 otherwise.
@@ -206,19 +201,13 @@ func (t *txn) visibleRouter(c *caller, id string) (*router, error) {
 }
 
 func (s *Server) showRouter(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	var o object
-	err := s.read(func(t *txn) error {
+	return s.show(r, "router", func(t *txn) (object, error) {
 		rt, err := t.visibleRouter(c, pathID(r))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		o, err = t.renderRouter(rt, c, viewShow)
-		return err
+		return t.renderRouter(rt, c, viewShow)
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return showBody(r, "router", o)
 }
 
 func (s *Server) prepareRouter(c *caller, b *body) (applyFunc, error) {

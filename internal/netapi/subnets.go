@@ -281,32 +281,24 @@ func poolError(err error, cidr netip.Prefix) error {
 }
 
 func (s *Server) listSubnets(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	var objs []object
-	err := s.read(func(t *txn) error {
+	return s.list(r, subnetCollection, func(t *txn) ([]object, error) {
 		subs, err := t.subnets()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		nets := map[string]*network{}
+		nets := networkCache{t: t}
+		var objs []object
 		for _, sn := range subs {
-			n, ok := nets[sn.NetworkID]
-			if !ok {
-				if n, err = t.network(sn.NetworkID); err != nil {
-					return err
-				}
-				nets[sn.NetworkID] = n
+			n, err := nets.get(sn.NetworkID)
+			if err != nil {
+				return nil, err
 			}
 			if canSeeSubnet(c, sn, n) {
 				objs = append(objs, renderSubnet(sn, n, viewShow))
 			}
 		}
-		return nil
+		return objs, nil
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	body, err := listObjects(r, subnetCollection, objs)
-	return http.StatusOK, body, err
 }
 
 // visibleSubnet reads a subnet the caller can see; 404 otherwise.
@@ -329,19 +321,13 @@ func (t *txn) visibleSubnet(c *caller, id string) (*subnet, *network, error) {
 }
 
 func (s *Server) showSubnet(_ http.ResponseWriter, r *http.Request, c *caller) (int, any, error) {
-	var o object
-	err := s.read(func(t *txn) error {
+	return s.show(r, "subnet", func(t *txn) (object, error) {
 		sn, n, err := t.visibleSubnet(c, pathID(r))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		o = renderSubnet(sn, n, viewShow)
-		return nil
+		return renderSubnet(sn, n, viewShow), nil
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return showBody(r, "subnet", o)
 }
 
 func (s *Server) prepareSubnet(c *caller, b *body) (applyFunc, error) {
